@@ -1,0 +1,702 @@
+//! The abi_stable side of the contract. Plugin authors and the engine don't use this
+//! module directly: [`export_plugin!`](crate::export_plugin) generates the plugin side and
+//! `berth-plugin-host` wraps the host side back into the native traits.
+//!
+//! Evolution rule: new methods are appended after the `#[sabi(last_prefix_field)]` method
+//! of a trait, with a default body; anything else is an incompatible change and bumps
+//! [`ABI_VERSION`](crate::ABI_VERSION) and [`ABI_VERSION_STRING`].
+
+use std::{
+    any::Any,
+    io::{self, Read, Write},
+    panic::{catch_unwind, AssertUnwindSafe},
+};
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec},
+    StableAbi,
+};
+
+use crate::{
+    isolator::{IsolatorCaps, Limits, ResourceStats},
+    network::{AttachRequest, AttachResult, DetachRequest, NetworkInfo, NetworkSpec},
+    storage::{SnapshotInfo, StorageCapabilities, Usage},
+    ErrorKind, Isolator, NetworkBackend, PluginContext, PluginError, PluginKind, PluginResult,
+    StorageDriver,
+};
+
+/// abi_stable's version check string; its major number is [`ABI_VERSION`](crate::ABI_VERSION).
+pub const ABI_VERSION_STRING: &str = "1.0.0";
+
+type FResult<T> = RResult<T, PluginError>;
+
+// ---------------------------------------------------------------------------------------
+// Byte streams (layer tars) cross the boundary as callback objects.
+
+/// A byte source owned by the caller (e.g. the host's verified, decompressed layer).
+#[sabi_trait]
+pub trait FfiRead {
+    /// Like `io::Read::read`: 0 means end of stream.
+    #[sabi(last_prefix_field)]
+    fn read(&mut self, buf: RSliceMut<'_, u8>) -> FResult<usize>;
+}
+
+/// A byte sink owned by the caller.
+#[sabi_trait]
+pub trait FfiWrite {
+    fn write(&mut self, buf: RSlice<'_, u8>) -> FResult<usize>;
+    #[sabi(last_prefix_field)]
+    fn flush(&mut self) -> FResult<()>;
+}
+
+struct ReadToFfi<'a>(&'a mut dyn Read);
+impl FfiRead for ReadToFfi<'_> {
+    fn read(&mut self, mut buf: RSliceMut<'_, u8>) -> FResult<usize> {
+        self.0.read(buf.as_mut_slice()).map_err(io_to_plugin).into()
+    }
+}
+
+struct WriteToFfi<'a>(&'a mut dyn Write);
+impl FfiWrite for WriteToFfi<'_> {
+    fn write(&mut self, buf: RSlice<'_, u8>) -> FResult<usize> {
+        self.0.write(buf.as_slice()).map_err(io_to_plugin).into()
+    }
+    fn flush(&mut self) -> FResult<()> {
+        self.0.flush().map_err(io_to_plugin).into()
+    }
+}
+
+/// Plugin-side view of a host byte source.
+pub struct FfiReader<'a>(FfiRead_TO<'a, RBox<()>>);
+impl Read for FfiReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(RSliceMut::from_mut_slice(buf))
+            .into_result()
+            .map_err(plugin_to_io)
+    }
+}
+
+/// Plugin-side view of a host byte sink.
+pub struct FfiWriter<'a>(FfiWrite_TO<'a, RBox<()>>);
+impl Write for FfiWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .write(RSlice::from_slice(buf))
+            .into_result()
+            .map_err(plugin_to_io)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().into_result().map_err(plugin_to_io)
+    }
+}
+
+fn io_to_plugin(e: io::Error) -> PluginError {
+    // An error produced by the other side travels back unchanged.
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<PluginError>()) {
+        return inner.clone();
+    }
+    PluginError::from(e)
+}
+
+fn plugin_to_io(e: PluginError) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Wraps `&mut dyn Read` for a call across the boundary.
+pub fn ffi_reader(r: &mut dyn Read) -> FfiRead_TO<'_, RBox<()>> {
+    FfiRead_TO::from_value(ReadToFfi(r), abi_stable::sabi_trait::TD_Opaque)
+}
+
+/// Wraps `&mut dyn Write` for a call across the boundary.
+pub fn ffi_writer(w: &mut dyn Write) -> FfiWrite_TO<'_, RBox<()>> {
+    FfiWrite_TO::from_value(WriteToFfi(w), abi_stable::sabi_trait::TD_Opaque)
+}
+
+// ---------------------------------------------------------------------------------------
+// Panic containment.
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
+/// Runs a plugin method, turning a panic into [`ErrorKind::Internal`] naming the method.
+pub fn guard<T>(method: &str, f: impl FnOnce() -> PluginResult<T>) -> FResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.into(),
+        Err(p) => RResult::RErr(PluginError::new(
+            ErrorKind::Internal,
+            format!("plugin panicked in {method}: {}", panic_message(&*p)),
+        )),
+    }
+}
+
+fn opt(o: ROption<RStr<'_>>) -> Option<&str> {
+    match o {
+        ROption::RSome(s) => Some(s.into()),
+        ROption::RNone => None,
+    }
+}
+
+fn ropt(o: Option<&str>) -> ROption<RStr<'_>> {
+    o.map(RStr::from).into()
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage.
+
+/// FFI form of [`StorageDriver`](crate::StorageDriver); see it for the semantics.
+#[sabi_trait]
+pub trait FfiStorage: Send + Sync {
+    fn capabilities(&self) -> FResult<StorageCapabilities>;
+    fn apply_layer(
+        &self,
+        id: RStr<'_>,
+        parent: ROption<RStr<'_>>,
+        diff: FfiRead_TO<'_, RBox<()>>,
+    ) -> FResult<Usage>;
+    fn prepare(&self, key: RStr<'_>, parent: ROption<RStr<'_>>, read_only: bool) -> FResult<()>;
+    fn mount(&self, key: RStr<'_>, target: RStr<'_>) -> FResult<()>;
+    fn unmount(&self, key: RStr<'_>, target: RStr<'_>) -> FResult<()>;
+    fn diff(
+        &self,
+        key: RStr<'_>,
+        out: FfiWrite_TO<'_, RBox<()>>,
+        clamp_mtime: ROption<i64>,
+    ) -> FResult<Usage>;
+    fn commit(&self, key: RStr<'_>, id: RStr<'_>) -> FResult<Usage>;
+    fn remove(&self, key: RStr<'_>) -> FResult<()>;
+    fn usage(&self, key: RStr<'_>) -> FResult<Usage>;
+    fn list(&self) -> FResult<RVec<SnapshotInfo>>;
+    #[sabi(last_prefix_field)]
+    fn cleanup(&self) -> FResult<RVec<RString>>;
+}
+
+/// Plugin side: a native driver behind the FFI trait, every call panic-guarded.
+pub struct StorageExport<T>(pub T);
+
+impl<T: StorageDriver> FfiStorage for StorageExport<T> {
+    fn capabilities(&self) -> FResult<StorageCapabilities> {
+        guard("capabilities", || self.0.capabilities())
+    }
+    fn apply_layer(
+        &self,
+        id: RStr<'_>,
+        parent: ROption<RStr<'_>>,
+        diff: FfiRead_TO<'_, RBox<()>>,
+    ) -> FResult<Usage> {
+        guard("apply_layer", || {
+            let mut r = FfiReader(diff);
+            self.0.apply_layer(id.into(), opt(parent), &mut r)
+        })
+    }
+    fn prepare(&self, key: RStr<'_>, parent: ROption<RStr<'_>>, read_only: bool) -> FResult<()> {
+        guard("prepare", || {
+            self.0.prepare(key.into(), opt(parent), read_only)
+        })
+    }
+    fn mount(&self, key: RStr<'_>, target: RStr<'_>) -> FResult<()> {
+        guard("mount", || self.0.mount(key.into(), target.into()))
+    }
+    fn unmount(&self, key: RStr<'_>, target: RStr<'_>) -> FResult<()> {
+        guard("unmount", || self.0.unmount(key.into(), target.into()))
+    }
+    fn diff(
+        &self,
+        key: RStr<'_>,
+        out: FfiWrite_TO<'_, RBox<()>>,
+        clamp_mtime: ROption<i64>,
+    ) -> FResult<Usage> {
+        guard("diff", || {
+            let mut w = FfiWriter(out);
+            self.0.diff(key.into(), &mut w, clamp_mtime.into_option())
+        })
+    }
+    fn commit(&self, key: RStr<'_>, id: RStr<'_>) -> FResult<Usage> {
+        guard("commit", || self.0.commit(key.into(), id.into()))
+    }
+    fn remove(&self, key: RStr<'_>) -> FResult<()> {
+        guard("remove", || self.0.remove(key.into()))
+    }
+    fn usage(&self, key: RStr<'_>) -> FResult<Usage> {
+        guard("usage", || self.0.usage(key.into()))
+    }
+    fn list(&self) -> FResult<RVec<SnapshotInfo>> {
+        guard("list", || self.0.list().map(RVec::from))
+    }
+    fn cleanup(&self) -> FResult<RVec<RString>> {
+        guard("cleanup", || {
+            self.0
+                .cleanup()
+                .map(|v| v.into_iter().map(RString::from).collect())
+        })
+    }
+}
+
+/// Host side: a loaded storage plugin seen through the native trait.
+pub struct StorageImport(pub FfiStorage_TO<'static, RBox<()>>);
+
+impl StorageDriver for StorageImport {
+    fn capabilities(&self) -> PluginResult<StorageCapabilities> {
+        self.0.capabilities().into_result()
+    }
+    fn apply_layer(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        diff: &mut dyn Read,
+    ) -> PluginResult<Usage> {
+        self.0
+            .apply_layer(id.into(), ropt(parent), ffi_reader(diff))
+            .into_result()
+    }
+    fn prepare(&self, key: &str, parent: Option<&str>, read_only: bool) -> PluginResult<()> {
+        self.0
+            .prepare(key.into(), ropt(parent), read_only)
+            .into_result()
+    }
+    fn mount(&self, key: &str, target: &str) -> PluginResult<()> {
+        self.0.mount(key.into(), target.into()).into_result()
+    }
+    fn unmount(&self, key: &str, target: &str) -> PluginResult<()> {
+        self.0.unmount(key.into(), target.into()).into_result()
+    }
+    fn diff(
+        &self,
+        key: &str,
+        out: &mut dyn Write,
+        clamp_mtime: Option<i64>,
+    ) -> PluginResult<Usage> {
+        self.0
+            .diff(key.into(), ffi_writer(out), clamp_mtime.into())
+            .into_result()
+    }
+    fn commit(&self, key: &str, id: &str) -> PluginResult<Usage> {
+        self.0.commit(key.into(), id.into()).into_result()
+    }
+    fn remove(&self, key: &str) -> PluginResult<()> {
+        self.0.remove(key.into()).into_result()
+    }
+    fn usage(&self, key: &str) -> PluginResult<Usage> {
+        self.0.usage(key.into()).into_result()
+    }
+    fn list(&self) -> PluginResult<Vec<SnapshotInfo>> {
+        self.0.list().into_result().map(RVec::into_vec)
+    }
+    fn cleanup(&self) -> PluginResult<Vec<String>> {
+        self.0
+            .cleanup()
+            .into_result()
+            .map(|v| v.into_iter().map(String::from).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Network.
+
+/// FFI form of [`NetworkBackend`](crate::NetworkBackend).
+#[sabi_trait]
+pub trait FfiNetwork: Send + Sync {
+    fn create_network(&self, spec: &NetworkSpec) -> FResult<NetworkInfo>;
+    fn remove_network(&self, name: RStr<'_>) -> FResult<()>;
+    fn list_networks(&self) -> FResult<RVec<NetworkInfo>>;
+    fn inspect_network(&self, name: RStr<'_>) -> FResult<NetworkInfo>;
+    fn attach(&self, req: &AttachRequest) -> FResult<AttachResult>;
+    fn detach(&self, req: &DetachRequest) -> FResult<()>;
+    #[sabi(last_prefix_field)]
+    fn check(&self, req: &DetachRequest) -> FResult<()>;
+}
+
+pub struct NetworkExport<T>(pub T);
+
+impl<T: NetworkBackend> FfiNetwork for NetworkExport<T> {
+    fn create_network(&self, spec: &NetworkSpec) -> FResult<NetworkInfo> {
+        guard("create_network", || self.0.create_network(spec))
+    }
+    fn remove_network(&self, name: RStr<'_>) -> FResult<()> {
+        guard("remove_network", || self.0.remove_network(name.into()))
+    }
+    fn list_networks(&self) -> FResult<RVec<NetworkInfo>> {
+        guard("list_networks", || self.0.list_networks().map(RVec::from))
+    }
+    fn inspect_network(&self, name: RStr<'_>) -> FResult<NetworkInfo> {
+        guard("inspect_network", || self.0.inspect_network(name.into()))
+    }
+    fn attach(&self, req: &AttachRequest) -> FResult<AttachResult> {
+        guard("attach", || self.0.attach(req))
+    }
+    fn detach(&self, req: &DetachRequest) -> FResult<()> {
+        guard("detach", || self.0.detach(req))
+    }
+    fn check(&self, req: &DetachRequest) -> FResult<()> {
+        guard("check", || self.0.check(req))
+    }
+}
+
+pub struct NetworkImport(pub FfiNetwork_TO<'static, RBox<()>>);
+
+impl NetworkBackend for NetworkImport {
+    fn create_network(&self, spec: &NetworkSpec) -> PluginResult<NetworkInfo> {
+        self.0.create_network(spec).into_result()
+    }
+    fn remove_network(&self, name: &str) -> PluginResult<()> {
+        self.0.remove_network(name.into()).into_result()
+    }
+    fn list_networks(&self) -> PluginResult<Vec<NetworkInfo>> {
+        self.0.list_networks().into_result().map(RVec::into_vec)
+    }
+    fn inspect_network(&self, name: &str) -> PluginResult<NetworkInfo> {
+        self.0.inspect_network(name.into()).into_result()
+    }
+    fn attach(&self, req: &AttachRequest) -> PluginResult<AttachResult> {
+        self.0.attach(req).into_result()
+    }
+    fn detach(&self, req: &DetachRequest) -> PluginResult<()> {
+        self.0.detach(req).into_result()
+    }
+    fn check(&self, req: &DetachRequest) -> PluginResult<()> {
+        self.0.check(req).into_result()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Isolator.
+
+/// FFI form of [`Isolator`](crate::Isolator).
+#[sabi_trait]
+pub trait FfiIsolator: Send + Sync {
+    fn capabilities(&self) -> FResult<IsolatorCaps>;
+    fn create(&self, id: RStr<'_>, limits: &Limits) -> FResult<()>;
+    fn add_process(&self, id: RStr<'_>, pid: i32) -> FResult<()>;
+    fn update(&self, id: RStr<'_>, limits: &Limits) -> FResult<()>;
+    fn stats(&self, id: RStr<'_>) -> FResult<ResourceStats>;
+    fn freeze(&self, id: RStr<'_>) -> FResult<()>;
+    fn thaw(&self, id: RStr<'_>) -> FResult<()>;
+    fn kill(&self, id: RStr<'_>, signal: i32) -> FResult<()>;
+    fn pids(&self, id: RStr<'_>) -> FResult<RVec<i32>>;
+    fn destroy(&self, id: RStr<'_>) -> FResult<()>;
+    #[sabi(last_prefix_field)]
+    fn list(&self) -> FResult<RVec<RString>>;
+}
+
+pub struct IsolatorExport<T>(pub T);
+
+impl<T: Isolator> FfiIsolator for IsolatorExport<T> {
+    fn capabilities(&self) -> FResult<IsolatorCaps> {
+        guard("capabilities", || self.0.capabilities())
+    }
+    fn create(&self, id: RStr<'_>, limits: &Limits) -> FResult<()> {
+        guard("create", || self.0.create(id.into(), limits))
+    }
+    fn add_process(&self, id: RStr<'_>, pid: i32) -> FResult<()> {
+        guard("add_process", || self.0.add_process(id.into(), pid))
+    }
+    fn update(&self, id: RStr<'_>, limits: &Limits) -> FResult<()> {
+        guard("update", || self.0.update(id.into(), limits))
+    }
+    fn stats(&self, id: RStr<'_>) -> FResult<ResourceStats> {
+        guard("stats", || self.0.stats(id.into()))
+    }
+    fn freeze(&self, id: RStr<'_>) -> FResult<()> {
+        guard("freeze", || self.0.freeze(id.into()))
+    }
+    fn thaw(&self, id: RStr<'_>) -> FResult<()> {
+        guard("thaw", || self.0.thaw(id.into()))
+    }
+    fn kill(&self, id: RStr<'_>, signal: i32) -> FResult<()> {
+        guard("kill", || self.0.kill(id.into(), signal))
+    }
+    fn pids(&self, id: RStr<'_>) -> FResult<RVec<i32>> {
+        guard("pids", || self.0.pids(id.into()).map(RVec::from))
+    }
+    fn destroy(&self, id: RStr<'_>) -> FResult<()> {
+        guard("destroy", || self.0.destroy(id.into()))
+    }
+    fn list(&self) -> FResult<RVec<RString>> {
+        guard("list", || {
+            self.0
+                .list()
+                .map(|v| v.into_iter().map(RString::from).collect())
+        })
+    }
+}
+
+pub struct IsolatorImport(pub FfiIsolator_TO<'static, RBox<()>>);
+
+impl Isolator for IsolatorImport {
+    fn capabilities(&self) -> PluginResult<IsolatorCaps> {
+        self.0.capabilities().into_result()
+    }
+    fn create(&self, id: &str, limits: &Limits) -> PluginResult<()> {
+        self.0.create(id.into(), limits).into_result()
+    }
+    fn add_process(&self, id: &str, pid: i32) -> PluginResult<()> {
+        self.0.add_process(id.into(), pid).into_result()
+    }
+    fn update(&self, id: &str, limits: &Limits) -> PluginResult<()> {
+        self.0.update(id.into(), limits).into_result()
+    }
+    fn stats(&self, id: &str) -> PluginResult<ResourceStats> {
+        self.0.stats(id.into()).into_result()
+    }
+    fn freeze(&self, id: &str) -> PluginResult<()> {
+        self.0.freeze(id.into()).into_result()
+    }
+    fn thaw(&self, id: &str) -> PluginResult<()> {
+        self.0.thaw(id.into()).into_result()
+    }
+    fn kill(&self, id: &str, signal: i32) -> PluginResult<()> {
+        self.0.kill(id.into(), signal).into_result()
+    }
+    fn pids(&self, id: &str) -> PluginResult<Vec<i32>> {
+        self.0.pids(id.into()).into_result().map(RVec::into_vec)
+    }
+    fn destroy(&self, id: &str) -> PluginResult<()> {
+        self.0.destroy(id.into()).into_result()
+    }
+    fn list(&self) -> PluginResult<Vec<String>> {
+        self.0
+            .list()
+            .into_result()
+            .map(|v| v.into_iter().map(String::from).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The root module.
+
+fn wrong_kind<T>(wanted: &str) -> FResult<T> {
+    RResult::RErr(PluginError::unsupported(format!(
+        "this plugin is not a {wanted} plugin"
+    )))
+}
+#[doc(hidden)]
+pub extern "C" fn no_storage(_: PluginContext) -> FResult<FfiStorage_TO<'static, RBox<()>>> {
+    wrong_kind("storage")
+}
+#[doc(hidden)]
+pub extern "C" fn no_network(_: PluginContext) -> FResult<FfiNetwork_TO<'static, RBox<()>>> {
+    wrong_kind("network")
+}
+#[doc(hidden)]
+pub extern "C" fn no_isolator(_: PluginContext) -> FResult<FfiIsolator_TO<'static, RBox<()>>> {
+    wrong_kind("isolator")
+}
+
+/// The root module every plugin library exports (through [`export_plugin!`](crate::export_plugin)).
+/// Exactly one constructor is set, the one of `kind`.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginMod {
+    pub abi_version: u32,
+    pub kind: PluginKind,
+    pub name: RStr<'static>,
+    pub version: RStr<'static>,
+    pub description: RStr<'static>,
+    /// Set for storage plugins; the others return `Unsupported`.
+    pub new_storage: extern "C" fn(PluginContext) -> FResult<FfiStorage_TO<'static, RBox<()>>>,
+    pub new_network: extern "C" fn(PluginContext) -> FResult<FfiNetwork_TO<'static, RBox<()>>>,
+    #[sabi(last_prefix_field)]
+    pub new_isolator: extern "C" fn(PluginContext) -> FResult<FfiIsolator_TO<'static, RBox<()>>>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "berth_plugin";
+    const NAME: &'static str = "berth_plugin";
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION_STRING);
+}
+
+/// Builds a constructor result for the generated `extern "C"` constructors.
+pub fn construct<T, O>(
+    make: impl FnOnce() -> PluginResult<T>,
+    wrap: impl FnOnce(T) -> O,
+) -> FResult<O> {
+    match guard("constructor", make) {
+        RResult::ROk(v) => RResult::ROk(wrap(v)),
+        RResult::RErr(e) => RResult::RErr(e),
+    }
+}
+
+pub fn storage_to_ffi<T: StorageDriver + 'static>(t: T) -> FfiStorage_TO<'static, RBox<()>> {
+    FfiStorage_TO::from_value(StorageExport(t), abi_stable::sabi_trait::TD_Opaque)
+}
+pub fn network_to_ffi<T: NetworkBackend + 'static>(t: T) -> FfiNetwork_TO<'static, RBox<()>> {
+    FfiNetwork_TO::from_value(NetworkExport(t), abi_stable::sabi_trait::TD_Opaque)
+}
+pub fn isolator_to_ffi<T: Isolator + 'static>(t: T) -> FfiIsolator_TO<'static, RBox<()>> {
+    FfiIsolator_TO::from_value(IsolatorExport(t), abi_stable::sabi_trait::TD_Opaque)
+}
+
+/// Exports a plugin from a `cdylib` crate. See the crate docs.
+///
+/// ```ignore
+/// berth_abi::export_plugin! {
+///     kind: storage,            // storage | network | isolator
+///     name: "vfs",
+///     description: "full-copy storage driver",
+///     constructor: Vfs::new,    // fn(&PluginContext) -> PluginResult<Vfs>
+/// }
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    (kind: storage, name: $name:expr, description: $desc:expr, constructor: $ctor:path $(,)?) => {
+        $crate::__export_plugin_inner!(
+            Storage,
+            $name,
+            $desc,
+            new_storage,
+            storage_to_ffi,
+            FfiStorage_TO,
+            $ctor
+        );
+    };
+    (kind: network, name: $name:expr, description: $desc:expr, constructor: $ctor:path $(,)?) => {
+        $crate::__export_plugin_inner!(
+            Network,
+            $name,
+            $desc,
+            new_network,
+            network_to_ffi,
+            FfiNetwork_TO,
+            $ctor
+        );
+    };
+    (kind: isolator, name: $name:expr, description: $desc:expr, constructor: $ctor:path $(,)?) => {
+        $crate::__export_plugin_inner!(
+            Isolator,
+            $name,
+            $desc,
+            new_isolator,
+            isolator_to_ffi,
+            FfiIsolator_TO,
+            $ctor
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_plugin_inner {
+    ($kind:ident, $name:expr, $desc:expr, $field:ident, $wrap:ident, $to:ident, $ctor:path) => {
+        /// The plain tag the host reads before the layout check.
+        #[no_mangle]
+        pub static BERTH_PLUGIN_TAG: $crate::PluginTag = $crate::PluginTag {
+            magic: $crate::PLUGIN_TAG_MAGIC,
+            abi_version: $crate::ABI_VERSION,
+            kind: $crate::PluginKind::$kind as u32,
+        };
+
+        extern "C" fn __berth_plugin_new(
+            ctx: $crate::PluginContext,
+        ) -> $crate::__private::abi_stable::std_types::RResult<
+            $crate::ffi::$to<'static, $crate::__private::abi_stable::std_types::RBox<()>>,
+            $crate::PluginError,
+        > {
+            $crate::ffi::construct(|| $ctor(&ctx), $crate::ffi::$wrap)
+        }
+
+        pub fn __berth_plugin_root_module() -> $crate::ffi::PluginModRef {
+            use $crate::__private::abi_stable::prefix_type::PrefixTypeTrait;
+            use $crate::__private::abi_stable::std_types::RStr;
+            let mut module = $crate::ffi::PluginMod {
+                abi_version: $crate::ABI_VERSION,
+                kind: $crate::PluginKind::$kind,
+                name: RStr::from_str($name),
+                version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+                description: RStr::from_str($desc),
+                new_storage: $crate::ffi::no_storage,
+                new_network: $crate::ffi::no_network,
+                new_isolator: $crate::ffi::no_isolator,
+            };
+            module.$field = __berth_plugin_new;
+            module.leak_into_prefix()
+        }
+
+        // What abi_stable's `#[export_root_module]` generates, spelled with `$crate` paths so
+        // plugin crates need no direct abi_stable dependency.
+        #[no_mangle]
+        pub static _1as_0lib_1header_0root_bmodule_bloader:
+            $crate::__private::abi_stable::library::LibHeader = {
+            extern "C" fn __berth_erased_module(
+            ) -> $crate::__private::abi_stable::library::RootModuleResult {
+                $crate::__private::abi_stable::library::__call_root_module_loader(
+                    __berth_plugin_root_module,
+                )
+            }
+            // SAFETY: the constructor returns the module type the header is built for,
+            // exactly as abi_stable's own `export_root_module` attribute does it.
+            unsafe {
+                $crate::__private::abi_stable::library::LibHeader::from_constructor::<
+                    $crate::ffi::PluginModRef,
+                >(
+                    __berth_erased_module,
+                    $crate::__private::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_macro_uses_abi_stables_loader_symbol() {
+        // `__export_plugin_inner!` spells this name out (a macro_rules can't compute it).
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+
+    #[test]
+    fn version_string_matches_abi_version() {
+        let major: u32 = ABI_VERSION_STRING
+            .split('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(major, crate::ABI_VERSION);
+    }
+
+    #[test]
+    fn guard_turns_panic_into_internal_error() {
+        let r: FResult<()> = guard("mount", || panic!("boom"));
+        let e = r.into_result().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert!(e.message().contains("mount") && e.message().contains("boom"));
+    }
+
+    #[test]
+    fn byte_streams_round_trip() {
+        let data = b"hello layer".to_vec();
+        let mut src: &[u8] = &data;
+        let mut r = FfiReader(ffi_reader(&mut src));
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data);
+
+        let mut sink = Vec::new();
+        {
+            let mut w = FfiWriter(ffi_writer(&mut sink));
+            w.write_all(b"abc").unwrap();
+            w.flush().unwrap();
+        }
+        assert_eq!(sink, b"abc");
+    }
+}

@@ -1,0 +1,1 @@
+//! berth-dockerfile: Dockerfile parser: directives, heredocs, variable expansion.

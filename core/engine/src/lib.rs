@@ -1,0 +1,1 @@
+//! berth-engine: The berth engine: config, plugins, images, containers, builds.

@@ -1,0 +1,1 @@
+//! berth-image: OCI image store: content-addressable blobs, references, import/load/save.

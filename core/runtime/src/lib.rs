@@ -1,0 +1,1 @@
+//! berth-runtime: Low-level container runtime: namespaces, mounts, capabilities, exec.

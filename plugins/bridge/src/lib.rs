@@ -1,0 +1,1 @@
+//! berth-plugin-bridge: Network plugin: Linux bridge, veth, IPAM, nftables ports.

@@ -1,0 +1,1 @@
+//! berth-plugin-cgroup1: Isolator plugin: cgroup v1 hierarchies (hybrid hosts).

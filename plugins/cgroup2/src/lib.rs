@@ -1,0 +1,1 @@
+//! berth-plugin-cgroup2: Isolator plugin: cgroup v2 unified hierarchy.

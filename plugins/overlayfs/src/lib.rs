@@ -1,0 +1,1 @@
+//! berth-plugin-overlayfs: Storage plugin: overlayfs snapshots.

@@ -1,0 +1,1 @@
+//! berth-plugin-vfs: Storage plugin: full copies (no overlay needed).
