@@ -1,0 +1,1 @@
+//! Shared conformance checks for storage plugins.
