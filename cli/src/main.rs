@@ -1,1 +1,109 @@
-fn main() {}
+//! `berth`: build, run and manage containers, the Docker way.
+
+mod cmd;
+mod table;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use berth_engine::{Config, Engine, Overrides};
+use clap::{Parser, Subcommand};
+
+/// A container engine: build images from Dockerfiles, run them as isolated processes.
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// State directory (images, layers, containers)
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Config file [default: /etc/berth/berth.toml]
+    #[arg(long, global = true, env = "BERTH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Storage plugin to use (overrides [storage] driver)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub storage_driver: Option<String>,
+    /// Isolator plugin to use: auto, cgroup1, cgroup2 (overrides [isolator] driver)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub isolator: Option<String>,
+    /// Network plugin to use (overrides [network] backend)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub network_backend: Option<String>,
+    /// Directory to search for plugins (repeatable; replaces the configured list)
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG works too
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Print full diagnostics (e.g. abi_stable's layout reports)
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+impl GlobalOpts {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            root: self.root.clone(),
+            storage_driver: self.storage_driver.clone(),
+            network_backend: self.network_backend.clone(),
+            isolator: self.isolator.clone(),
+            plugin_dirs: self.plugin_dirs.clone(),
+        }
+    }
+
+    pub fn engine(&self) -> anyhow::Result<Engine> {
+        let config = Config::from_env(&self.overrides())?;
+        Ok(Engine::new(config)?)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show the effective configuration, plugins and host facts
+    Info(cmd::system::InfoArgs),
+    /// List and inspect plugins
+    #[command(subcommand)]
+    Plugin(cmd::system::PluginCmd),
+    /// Print a shell completion script: berth completion bash|zsh|fish
+    Completion(cmd::system::CompletionArgs),
+}
+
+fn init_tracing(level: Option<&str>) {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::new(l),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Docker's convention: 125 when berth itself failed.
+const EXIT_ENGINE_ERROR: u8 = 125;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.log_level.as_deref());
+    match cmd::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(EXIT_ENGINE_ERROR)
+        }
+    }
+}

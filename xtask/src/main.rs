@@ -1,1 +1,53 @@
-fn main() {}
+//! `cargo xtask <task>`: project automation that needs more than one cargo command.
+//!
+//! * `build [--release]` — builds the CLI and every first-party plugin and stages a
+//!   ready-to-run tree in `target/stage/{debug,release}`: `bin/berth`,
+//!   `lib/berth/plugins/*.so`, `etc/berth/berth.toml`. The staged binary finds its plugins
+//!   next to itself, so it works without extra flags.
+//! * `test` — builds and stages (debug), then runs every test of the workspace with
+//!   `BERTH_STAGE` pointing at the staged tree.
+//! * `bench` — whole-command timings side by side with peers (see `bench.rs`).
+
+mod stage;
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <build [--release] | test [-- <cargo test args>] | bench>"
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        bail!("{}", usage());
+    };
+    let rest = &args[1..];
+    match task.as_str() {
+        "build" => {
+            let release = rest.iter().any(|a| a == "--release");
+            let dir = stage::build_and_stage(release)?;
+            println!("staged: {}", dir.display());
+            println!("try:    {}/bin/berth info", dir.display());
+            Ok(())
+        }
+        "test" => {
+            let dir = stage::build_and_stage(false)?;
+            let passthrough: Vec<&String> =
+                rest.iter().skip_while(|a| *a != "--").skip(1).collect();
+            let mut cmd = Command::new(stage::cargo());
+            cmd.current_dir(stage::workspace_root()?)
+                .args(["test", "--workspace"])
+                .args(passthrough)
+                .env("BERTH_STAGE", &dir);
+            println!("$ BERTH_STAGE={} cargo test --workspace", dir.display());
+            let status = cmd.status().context("running cargo test")?;
+            if !status.success() {
+                bail!("tests failed");
+            }
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n{}", usage()),
+    }
+}

@@ -50,6 +50,14 @@ pub use network::{
 };
 pub use storage::{SnapshotInfo, SnapshotKind, StorageCapabilities, StorageDriver, Usage};
 
+/// The FFI-safe standard types the data structs above are made of (`RString`, `RVec`,
+/// `ROption`…), so plugins can build them without depending on abi_stable themselves.
+pub mod rtypes {
+    pub use abi_stable::std_types::{
+        ROption, ROption::RNone, ROption::RSome, RSlice, RStr, RString, RVec,
+    };
+}
+
 /// Re-exports used by [`export_plugin!`]; not part of the public contract.
 #[doc(hidden)]
 pub mod __private {

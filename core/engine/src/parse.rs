@@ -1,0 +1,410 @@
+//! Parsers for Docker-style flag values: `-p`, `-v`, `--mount`, `--tmpfs`, `-e`,
+//! `--env-file`, sizes (`512m`), `--restart`. Each error names the flag and the value.
+
+use std::path::Path;
+
+use crate::{
+    container::{MountConfig, PortConfig},
+    EngineError,
+};
+
+fn bad(flag: &str, value: &str, why: &str) -> EngineError {
+    EngineError::Invalid(format!("invalid {flag} value {value:?}: {why}"))
+}
+
+fn port_range(flag: &str, whole: &str, s: &str) -> Result<(u16, u16), EngineError> {
+    let parse = |p: &str| -> Result<u16, EngineError> {
+        p.parse::<u16>().map_err(|_| {
+            bad(
+                flag,
+                whole,
+                &format!("{p:?} is not a port number (1-65535)"),
+            )
+        })
+    };
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a > b || a == 0 {
+                return Err(bad(flag, whole, "invalid port range"));
+            }
+            Ok((a, b))
+        }
+        None => {
+            let p = parse(s)?;
+            if p == 0 {
+                return Err(bad(flag, whole, "port 0 is not allowed"));
+            }
+            Ok((p, p))
+        }
+    }
+}
+
+/// `-p [IP:][HOST:]CTR[/proto]` with ranges (`8000-8002:80-82`). HOST omitted = random.
+pub fn parse_publish(spec: &str) -> Result<Vec<PortConfig>, EngineError> {
+    const F: &str = "-p/--publish";
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) => (r, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if proto != "tcp" && proto != "udp" {
+        return Err(bad(F, spec, "protocol must be tcp or udp"));
+    }
+    // An IPv6 host address is written in brackets: [::1]:8080:80
+    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
+        let (ip, r) = r
+            .split_once("]:")
+            .ok_or_else(|| bad(F, spec, "unterminated [IPv6] address"))?;
+        (ip.to_string(), r.to_string())
+    } else {
+        let parts: Vec<&str> = rest.split(':').collect();
+        match parts.len() {
+            1 | 2 => (String::new(), rest.to_string()),
+            3 => (parts[0].to_string(), format!("{}:{}", parts[1], parts[2])),
+            _ => return Err(bad(F, spec, "expected [IP:][HOST_PORT:]CONTAINER_PORT")),
+        }
+    };
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(bad(F, spec, &format!("{ip:?} is not an IP address")));
+    }
+    let (host, ctr) = match rest.split_once(':') {
+        Some((h, c)) => (h, c),
+        None => ("", rest.as_str()),
+    };
+    let (c0, c1) = port_range(F, spec, ctr)?;
+    let hosts = if host.is_empty() {
+        None
+    } else {
+        Some(port_range(F, spec, host)?)
+    };
+    if let Some((h0, h1)) = hosts {
+        if h1 - h0 != c1 - c0 && h0 != h1 {
+            return Err(bad(
+                F,
+                spec,
+                "host and container port ranges differ in size",
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, c) in (c0..=c1).enumerate() {
+        let host_port = match hosts {
+            None => 0,
+            Some((h0, h1)) if h0 == h1 && c0 != c1 => h0, // Docker: one host port for a range = pick in it; keep simple
+            Some((h0, _)) => h0 + i as u16,
+        };
+        out.push(PortConfig {
+            host_ip: ip.clone(),
+            host_port,
+            container_port: c,
+            protocol: proto.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Sizes like Docker's: `512`, `64k`, `512m`, `1g` (binary units, optional trailing `b`).
+pub fn parse_size(flag: &str, s: &str) -> Result<i64, EngineError> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| bad(flag, s, "expected a size like 512m or 1g"))?;
+    if v < 0.0 {
+        if v == -1.0 && mul == 1 {
+            return Ok(-1);
+        }
+        return Err(bad(flag, s, "size must not be negative"));
+    }
+    Ok((v * mul as f64) as i64)
+}
+
+/// `-v SRC:DST[:OPTS]`. SRC starting with `/` or `.` is a bind mount, otherwise a named
+/// volume; `-v /path` alone is an anonymous volume.
+pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> {
+    const F: &str = "-v/--volume";
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => return Err(bad(F, spec, "expected SOURCE:DESTINATION[:ro|rw]")),
+    };
+    if !dst.starts_with('/') {
+        return Err(bad(F, spec, "the container path must be absolute"));
+    }
+    let mut read_only = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "z" | "Z" | "rprivate" | "private" | "rslave" | "slave" | "shared" | "rshared"
+            | "nocopy" => {}
+            other => return Err(bad(F, spec, &format!("unknown option {other:?}"))),
+        }
+    }
+    if src.is_empty() {
+        return Ok(MountConfig {
+            kind: "volume".into(),
+            source: String::new(),
+            destination: dst.into(),
+            read_only,
+            options: String::new(),
+        });
+    }
+    if src.starts_with('/') || src.starts_with('.') {
+        let p = cwd.join(src);
+        let p = p.canonicalize().map_err(|_| {
+            bad(
+                F,
+                spec,
+                &format!("the host path {} does not exist", p.display()),
+            )
+        })?;
+        return Ok(MountConfig {
+            kind: "bind".into(),
+            source: p.display().to_string(),
+            destination: dst.into(),
+            read_only,
+            options: String::new(),
+        });
+    }
+    validate_volume_name(src).map_err(|why| bad(F, spec, &why))?;
+    Ok(MountConfig {
+        kind: "volume".into(),
+        source: src.into(),
+        destination: dst.into(),
+        read_only,
+        options: String::new(),
+    })
+}
+
+pub fn validate_volume_name(name: &str) -> Result<(), String> {
+    let ok = name.len() >= 2
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid volume name: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (or an absolute path for a bind mount)"
+        ))
+    }
+}
+
+/// `--mount type=bind|volume|tmpfs,source=..,target=..[,readonly][,tmpfs-size=..]`.
+pub fn parse_mount(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> {
+    const F: &str = "--mount";
+    let mut kind = "volume".to_string();
+    let (mut src, mut dst, mut ro, mut opts) = (String::new(), String::new(), false, Vec::new());
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => kind = v.to_string(),
+            "source" | "src" => src = v.to_string(),
+            "target" | "destination" | "dst" => dst = v.to_string(),
+            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
+            "tmpfs-size" => opts.push(format!("size={v}")),
+            "tmpfs-mode" => opts.push(format!("mode={v}")),
+            "bind-propagation" | "volume-nocopy" | "consistency" => {}
+            other => return Err(bad(F, spec, &format!("unknown field {other:?}"))),
+        }
+    }
+    if !dst.starts_with('/') {
+        return Err(bad(F, spec, "target must be an absolute path"));
+    }
+    match kind.as_str() {
+        "bind" => {
+            let p = cwd.join(&src);
+            let p = p.canonicalize().map_err(|_| {
+                bad(
+                    F,
+                    spec,
+                    &format!("bind source path {} does not exist", p.display()),
+                )
+            })?;
+            src = p.display().to_string();
+        }
+        "volume" => {
+            if !src.is_empty() {
+                validate_volume_name(&src).map_err(|why| bad(F, spec, &why))?;
+            }
+        }
+        "tmpfs" => {
+            if !src.is_empty() {
+                return Err(bad(F, spec, "tmpfs mounts take no source"));
+            }
+        }
+        other => {
+            return Err(bad(
+                F,
+                spec,
+                &format!("unknown type {other:?} (bind, volume, tmpfs)"),
+            ))
+        }
+    }
+    Ok(MountConfig {
+        kind,
+        source: src,
+        destination: dst,
+        read_only: ro,
+        options: opts.join(","),
+    })
+}
+
+/// `--tmpfs /path[:opts]`.
+pub fn parse_tmpfs(spec: &str) -> Result<MountConfig, EngineError> {
+    let (dst, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    if !dst.starts_with('/') {
+        return Err(bad("--tmpfs", spec, "the container path must be absolute"));
+    }
+    Ok(MountConfig {
+        kind: "tmpfs".into(),
+        source: String::new(),
+        destination: dst.into(),
+        read_only: false,
+        options: opts.into(),
+    })
+}
+
+/// `-e KEY=VALUE` or `-e KEY` (taken from berth's own environment, skipped if unset).
+pub fn parse_env(spec: &str) -> Result<Option<String>, EngineError> {
+    if spec.is_empty() || spec.starts_with('=') {
+        return Err(bad("-e/--env", spec, "expected KEY=VALUE or KEY"));
+    }
+    if spec.contains('=') {
+        return Ok(Some(spec.to_string()));
+    }
+    Ok(std::env::var(spec).ok().map(|v| format!("{spec}={v}")))
+}
+
+/// `--env-file FILE`: KEY=VALUE lines, `#` comments, bare KEY from the environment.
+pub fn parse_env_file(path: &Path) -> Result<Vec<String>, EngineError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EngineError::io(format!("--env-file {}", path.display()), e))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim_start();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        match parse_env(l) {
+            Ok(Some(v)) => out.push(v),
+            Ok(None) => {}
+            Err(_) => {
+                return Err(EngineError::Invalid(format!(
+                    "--env-file {}:{}: invalid line {line:?}",
+                    path.display(),
+                    n + 1
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `--restart`.
+pub fn parse_restart(s: &str) -> Result<String, EngineError> {
+    let (name, n) = s.split_once(':').unwrap_or((s, ""));
+    match name {
+        "no" | "always" | "unless-stopped" if n.is_empty() => Ok(s.to_string()),
+        "on-failure" if n.is_empty() || n.parse::<u32>().is_ok() => Ok(s.to_string()),
+        _ => Err(bad(
+            "--restart",
+            s,
+            "expected no, on-failure[:MAX_RETRIES], always or unless-stopped",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_forms() {
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].host_port, p[0].container_port), (8080, 80));
+        assert_eq!(p[0].protocol, "tcp");
+        let p = parse_publish("127.0.0.1:8080:80/udp").unwrap();
+        assert_eq!(p[0].host_ip, "127.0.0.1");
+        assert_eq!(p[0].protocol, "udp");
+        let p = parse_publish("80").unwrap();
+        assert_eq!(p[0].host_port, 0);
+        let p = parse_publish("127.0.0.1::80").unwrap();
+        assert_eq!((p[0].host_ip.as_str(), p[0].host_port), ("127.0.0.1", 0));
+        let p = parse_publish("8000-8002:80-82").unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!((p[2].host_port, p[2].container_port), (8002, 82));
+        let p = parse_publish("[::1]:8080:80").unwrap();
+        assert_eq!(p[0].host_ip, "::1");
+        for bad in [
+            "",
+            "x:80",
+            "8080:80/sctp",
+            "1.2.3:80:80",
+            "70000:80",
+            "8000-8001:80-85",
+            "a:b:c:d",
+        ] {
+            let e = parse_publish(bad).unwrap_err().to_string();
+            assert!(e.contains("-p/--publish"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("-m", "512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("-m", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("-m", "64kb").unwrap(), 64 << 10);
+        assert_eq!(parse_size("-m", "100").unwrap(), 100);
+        assert_eq!(parse_size("--memory-swap", "-1").unwrap(), -1);
+        assert!(parse_size("-m", "lots")
+            .unwrap_err()
+            .to_string()
+            .contains("-m"));
+    }
+
+    #[test]
+    fn volumes() {
+        let tmp = std::env::temp_dir();
+        let m = parse_volume(&format!("{}:/data:ro", tmp.display()), Path::new("/")).unwrap();
+        assert_eq!(m.kind, "bind");
+        assert!(m.read_only);
+        let m = parse_volume("cache:/cache", Path::new("/")).unwrap();
+        assert_eq!((m.kind.as_str(), m.source.as_str()), ("volume", "cache"));
+        let m = parse_volume("/anon", Path::new("/")).unwrap();
+        assert_eq!((m.kind.as_str(), m.source.as_str()), ("volume", ""));
+        assert!(parse_volume("/no/such/path/bt:/x", Path::new("/"))
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
+        assert!(parse_volume("data:relative", Path::new("/")).is_err());
+        assert!(parse_volume("a:/x:bogus", Path::new("/")).is_err());
+        assert!(parse_volume("b@d:/x", Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn mounts_and_env() {
+        let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m", Path::new("/")).unwrap();
+        assert_eq!((m.kind.as_str(), m.options.as_str()), ("tmpfs", "size=1m"));
+        assert!(parse_mount("type=nfs,target=/x", Path::new("/")).is_err());
+        assert_eq!(parse_env("A=1").unwrap().as_deref(), Some("A=1"));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_restart("on-failure:3").is_ok());
+        assert!(parse_restart("sometimes").is_err());
+    }
+}

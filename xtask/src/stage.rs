@@ -1,0 +1,106 @@
+//! Building and staging the ready-to-run tree.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context, Result};
+
+/// First-party plugins staged by default (package name → library file stem).
+pub const PLUGINS: &[&str] = &[
+    "berth-plugin-overlayfs",
+    "berth-plugin-vfs",
+    "berth-plugin-bridge",
+    "berth-plugin-cgroup1",
+    "berth-plugin-cgroup2",
+    "berth-plugin-template",
+];
+
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+pub fn workspace_root() -> Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+const DEFAULT_CONFIG: &str = r#"# berth configuration (staged default). Precedence: built-in defaults < this file
+# < BERTH_* environment < command-line flags. See docs/architecture.md.
+root = "/var/lib/berth"
+
+[storage]
+driver = "overlayfs"       # or "vfs"
+
+[network]
+backend = "bridge"
+
+[isolator]
+driver = "auto"            # cgroup2 when the v2 hierarchy has the controllers, else cgroup1
+"#;
+
+/// Builds the CLI and the plugins, and stages them. Returns the stage directory.
+pub fn build_and_stage(release: bool) -> Result<PathBuf> {
+    let root = workspace_root()?;
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(&root).args(["build", "-p", "berth-cli"]);
+    for p in PLUGINS {
+        cmd.args(["-p", p]);
+    }
+    if release {
+        cmd.arg("--release");
+    }
+    println!(
+        "$ cargo build -p berth-cli {}{}",
+        PLUGINS
+            .iter()
+            .map(|p| format!("-p {p} "))
+            .collect::<String>(),
+        if release { "--release" } else { "" }
+    );
+    let status = cmd.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    let profile = if release { "release" } else { "debug" };
+    let out = target_dir(&root).join(profile);
+    let stage = target_dir(&root).join("stage").join(profile);
+    let bin = stage.join("bin");
+    let plugins = stage.join("lib/berth/plugins");
+    let etc = stage.join("etc/berth");
+    // Start from an empty plugin dir so removed plugins don't linger.
+    if plugins.exists() {
+        std::fs::remove_dir_all(&plugins)
+            .with_context(|| format!("cleaning {}", plugins.display()))?;
+    }
+    for d in [&bin, &plugins, &etc] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    copy(&out.join("berth"), &bin.join("berth"))?;
+    for p in PLUGINS {
+        let file = format!("lib{}.so", p.replace('-', "_"));
+        copy(&out.join(&file), &plugins.join(&file))?;
+    }
+    std::fs::write(etc.join("berth.toml"), DEFAULT_CONFIG)
+        .with_context(|| format!("writing {}", etc.display()))?;
+    Ok(stage)
+}
+
+/// Copies via a temporary name so a running `berth` keeps its old (mapped) file.
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    let tmp = to.with_extension("tmp-stage");
+    std::fs::copy(from, &tmp)
+        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    std::fs::rename(&tmp, to)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+    Ok(())
+}
