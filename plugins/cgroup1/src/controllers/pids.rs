@@ -1,0 +1,21 @@
+//! `pids`: pids.max and pids.current.
+
+use std::path::Path;
+
+use berth_abi::{Limits, ResourceStats};
+use berth_cgroup_common::{fsutil, pids_value, CgResult};
+
+pub const MAX: &str = "pids.max";
+
+pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
+    if let Some(p) = l.pids.into_option() {
+        fsutil::write(&dir.join(MAX), &pids_value(p))?;
+    }
+    Ok(())
+}
+
+pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
+    s.pids_current = fsutil::read_u64_opt(&dir.join("pids.current"))?.into();
+    s.pids_limit = fsutil::read_u64_opt(&dir.join(MAX))?.into();
+    Ok(())
+}

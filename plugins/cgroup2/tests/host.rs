@@ -1,0 +1,391 @@
+//! cgroup2 tests. On any host: groups, placement, freeze/thaw, kill, events, and the
+//! `Unsupported` path (this hybrid host's cgroup2 mount has no resource controllers).
+//! With `BERTH_CG2_VM=1` (set by `vm-test.sh` inside a VM whose kernel has every v2
+//! controller) also the limits: memory.max OOM kill, pids.max, cpu.max, live update.
+//! Every test uses its own parent group `bt-cg2-<pid>-<n>`, removed on drop.
+
+use std::{os::unix::process::ExitStatusExt, thread, time::Duration, time::Instant};
+
+use berth_abi::{ErrorKind, Isolator, Limits};
+use berth_cgroup_common::{
+    fsutil,
+    testing::{proc_cpu_and_state, unique, Helper, Sleeper},
+};
+use berth_plugin_cgroup2::Cgroup2;
+
+#[test]
+fn bt_helper() {
+    berth_cgroup_common::testing::helper_main()
+}
+
+struct Env {
+    iso: Cgroup2,
+}
+
+impl Env {
+    fn new() -> Env {
+        let parent = unique("cg2");
+        Env {
+            iso: Cgroup2::from_config_json(&format!(r#"{{"parent": "{parent}"}}"#)).unwrap(),
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.iso.list().unwrap_or_default() {
+            let _ = self.iso.destroy(&id);
+        }
+        let _ = fsutil::rmdir_retry(&self.iso.parent(), Duration::from_secs(2));
+    }
+}
+
+fn mib(n: i64) -> i64 {
+    n << 20
+}
+
+/// The v2 limit tests run only where the controllers exist (the VM of vm-test.sh).
+fn vm() -> bool {
+    if std::env::var("BERTH_CG2_VM").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!(
+        "skipped: cgroup v2 limits need a host whose cgroup2 mount has the controllers; run plugins/cgroup2/vm-test.sh (sets BERTH_CG2_VM=1)"
+    );
+    false
+}
+
+#[test]
+fn lifecycle_places_lists_and_destroys_without_leftovers() {
+    let e = Env::new();
+    e.iso.create("c1", &Limits::default()).unwrap();
+    assert_eq!(
+        e.iso.create("c1", &Limits::default()).unwrap_err().kind,
+        ErrorKind::AlreadyExists
+    );
+    let s = Sleeper::spawn();
+    e.iso.add_process("c1", s.pid()).unwrap();
+    assert_eq!(e.iso.pids("c1").unwrap(), vec![s.pid()]);
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", s.pid())).unwrap();
+    assert!(
+        own.lines()
+            .any(|l| l.starts_with("0::") && l.ends_with("/c1")),
+        "{own}"
+    );
+    assert_eq!(e.iso.list().unwrap(), vec!["c1".to_string()]);
+    let st = e.iso.stats("c1").unwrap();
+    assert!(!st.frozen);
+    assert!(
+        st.cpu_usage_ns.is_some(),
+        "cpu.stat usage_usec is a core file: {st:?}"
+    );
+    let dir = e.iso.group_dir("c1");
+    e.iso.destroy("c1").unwrap();
+    assert!(!dir.exists());
+    e.iso.destroy("c1").unwrap();
+    assert!(e.iso.list().unwrap().is_empty());
+    assert_eq!(e.iso.pids("c1").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        e.iso.create("a/b", &Limits::default()).unwrap_err().kind,
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn freeze_stops_and_thaw_resumes() {
+    let e = Env::new();
+    e.iso.create("fz", &Limits::default()).unwrap();
+    let mut h = Helper::spawn("spin:30");
+    e.iso.add_process("fz", h.pid()).unwrap();
+    h.go();
+    thread::sleep(Duration::from_millis(200));
+    e.iso.freeze("fz").unwrap();
+    assert!(e.iso.stats("fz").unwrap().frozen);
+    let (t1, state) = proc_cpu_and_state(h.pid()).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let (t2, _) = proc_cpu_and_state(h.pid()).unwrap();
+    assert_eq!(t1, t2, "frozen process kept running (state {state})");
+    assert_ne!(state, 'R', "frozen process shows as running");
+    e.iso.thaw("fz").unwrap();
+    assert!(!e.iso.stats("fz").unwrap().frozen);
+    thread::sleep(Duration::from_millis(300));
+    let (t3, _) = proc_cpu_and_state(h.pid()).unwrap();
+    assert!(t3 > t2, "thawed process does not run");
+    e.iso.freeze("fz").unwrap();
+    e.iso.destroy("fz").unwrap();
+    assert!(h.wait_timeout(Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn kill_reaches_every_process_and_its_children() {
+    let e = Env::new();
+    e.iso.create("k", &Limits::default()).unwrap();
+    let mut a = Sleeper::spawn();
+    let mut b = Sleeper::spawn();
+    e.iso.add_process("k", a.pid()).unwrap();
+    e.iso.add_process("k", b.pid()).unwrap();
+    e.iso.kill("k", libc::SIGTERM).unwrap();
+    assert_eq!(a.0.wait().unwrap().signal(), Some(libc::SIGTERM));
+    assert_eq!(b.0.wait().unwrap().signal(), Some(libc::SIGTERM));
+
+    // SIGKILL through cgroup.kill also takes the forked grandchildren.
+    let mut f = Helper::spawn("forks:5");
+    e.iso.add_process("k", f.pid()).unwrap();
+    f.go();
+    assert_eq!(f.result().as_deref(), Some("ok=5 fail=0"));
+    assert!(e.iso.pids("k").unwrap().len() >= 6);
+    e.iso.kill("k", libc::SIGKILL).unwrap();
+    assert!(e.iso.pids("k").unwrap().is_empty());
+    assert_eq!(
+        f.wait_timeout(Duration::from_secs(5)).unwrap().signal(),
+        Some(libc::SIGKILL)
+    );
+    assert_eq!(
+        e.iso.kill("k", -3).unwrap_err().kind,
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn capabilities_match_the_enabled_controllers() {
+    let e = Env::new();
+    let caps = e.iso.capabilities().unwrap();
+    let names: Vec<&str> = caps.supported.iter().map(|s| s.as_str()).collect();
+    assert!(
+        names.contains(&"freeze") && names.contains(&"kill"),
+        "{names:?}"
+    );
+    let offered = fsutil::read(&e.iso.parent().join("cgroup.controllers")).unwrap();
+    for (limit, ctrl) in [
+        ("memory", "memory"),
+        ("pids-limit", "pids"),
+        ("cpu-shares", "cpu"),
+    ] {
+        assert_eq!(
+            names.contains(&limit),
+            offered.split_whitespace().any(|c| c == ctrl),
+            "{limit}: {caps:?}"
+        );
+        if !names.contains(&limit) {
+            assert!(
+                caps.notes.contains(limit),
+                "no note for {limit}: {}",
+                caps.notes
+            );
+        }
+    }
+}
+
+#[test]
+fn unenforceable_limit_is_unsupported_and_leaves_nothing() {
+    let e = Env::new();
+    let caps = e.iso.capabilities().unwrap();
+    let Some(missing) = ["pids-limit", "memory", "cpus"]
+        .into_iter()
+        .find(|n| !caps.supported.iter().any(|s| s == n))
+    else {
+        eprintln!("skipped: every controller is enabled here; nothing is unsupported");
+        return;
+    };
+    let l = match missing {
+        "pids-limit" => Limits {
+            pids: Some(5).into(),
+            ..Default::default()
+        },
+        "memory" => Limits {
+            memory: Some(mib(32)).into(),
+            ..Default::default()
+        },
+        _ => Limits {
+            cpu_quota: Some(50_000).into(),
+            ..Default::default()
+        },
+    };
+    let err = e.iso.create("u", &l).unwrap_err();
+    eprintln!("{}", err.message());
+    assert_eq!(err.kind, ErrorKind::Unsupported);
+    assert!(
+        err.message().contains(missing) && err.message().contains("controller"),
+        "{}",
+        err.message()
+    );
+    assert!(!e.iso.group_dir("u").exists());
+    assert!(e.iso.list().unwrap().is_empty());
+}
+
+#[test]
+fn vm_memory_hog_is_oom_killed_and_counted() {
+    if !vm() {
+        return;
+    }
+    let e = Env::new();
+    let l = Limits {
+        memory: Some(mib(32)).into(),
+        memory_swap: Some(mib(32)).into(),
+        ..Default::default()
+    };
+    e.iso.create("oom", &l).unwrap();
+    let dir = e.iso.group_dir("oom");
+    assert_eq!(
+        fsutil::read(&dir.join("memory.max")).unwrap().trim(),
+        mib(32).to_string()
+    );
+    assert_eq!(
+        fsutil::read(&dir.join("memory.swap.max")).unwrap().trim(),
+        "0"
+    );
+    let mut h = Helper::spawn("hog:100");
+    e.iso.add_process("oom", h.pid()).unwrap();
+    h.go();
+    let status = h
+        .wait_timeout(Duration::from_secs(60))
+        .expect("hog neither finished nor died");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "hog was not OOM-killed: {status:?}"
+    );
+    let st = e.iso.stats("oom").unwrap();
+    assert!(st.oom_kills >= 1, "{st:?}");
+    assert_eq!(st.memory_limit.into_option(), Some(mib(32) as u64));
+}
+
+#[test]
+fn vm_fork_bomb_stops_at_pids_limit() {
+    if !vm() {
+        return;
+    }
+    let e = Env::new();
+    e.iso
+        .create(
+            "pids",
+            &Limits {
+                pids: Some(16).into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut h = Helper::spawn("forks:40");
+    e.iso.add_process("pids", h.pid()).unwrap();
+    h.go();
+    let r = h.result().expect("fork helper died");
+    let field = |k: &str| -> u32 {
+        r.split_whitespace()
+            .find_map(|f| f.strip_prefix(k))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (ok, fail) = (field("ok="), field("fail="));
+    assert!((1..16).contains(&ok), "{r}");
+    assert_eq!(ok + fail, 40);
+    let st = e.iso.stats("pids").unwrap();
+    assert_eq!(st.pids_limit.into_option(), Some(16));
+    assert!(st.pids_current.into_option().unwrap() <= 16, "{st:?}");
+}
+
+#[test]
+fn vm_half_a_cpu_is_about_half_a_cpu() {
+    if !vm() {
+        return;
+    }
+    let e = Env::new();
+    let l = Limits {
+        cpu_quota: Some(50_000).into(),
+        cpu_period: Some(100_000).into(),
+        cpu_shares: Some(1024).into(),
+        ..Default::default()
+    };
+    e.iso.create("cpu", &l).unwrap();
+    let dir = e.iso.group_dir("cpu");
+    assert_eq!(
+        fsutil::read(&dir.join("cpu.max")).unwrap().trim(),
+        "50000 100000"
+    );
+    assert_eq!(fsutil::read(&dir.join("cpu.weight")).unwrap().trim(), "39");
+    let mut h = Helper::spawn("spin:2");
+    e.iso.add_process("cpu", h.pid()).unwrap();
+    let before = e
+        .iso
+        .stats("cpu")
+        .unwrap()
+        .cpu_usage_ns
+        .into_option()
+        .unwrap();
+    let t0 = Instant::now();
+    h.go();
+    h.wait_timeout(Duration::from_secs(30))
+        .expect("spinner did not end");
+    let wall = t0.elapsed().as_nanos() as f64;
+    let used = (e
+        .iso
+        .stats("cpu")
+        .unwrap()
+        .cpu_usage_ns
+        .into_option()
+        .unwrap()
+        - before) as f64;
+    let share = used / wall;
+    let (periods, throttled) = e.iso.cpu_bandwidth("cpu").unwrap().unwrap();
+    eprintln!("cpu share {share:.2}, periods {periods}, throttled {throttled}");
+    assert!(
+        (0.25..=0.75).contains(&share),
+        "cpu share {share:.2} outside 25-75 %"
+    );
+    assert!(periods > 0);
+}
+
+#[test]
+fn vm_update_and_stats_follow_the_live_group() {
+    if !vm() {
+        return;
+    }
+    let e = Env::new();
+    e.iso
+        .create(
+            "upd",
+            &Limits {
+                memory: Some(mib(64)).into(),
+                pids: Some(10).into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut m = Helper::spawn("hog:8");
+    e.iso.add_process("upd", m.pid()).unwrap();
+    m.go();
+    assert_eq!(m.result().as_deref(), Some("allocated=8"));
+    let st = e.iso.stats("upd").unwrap();
+    assert!(
+        st.memory_current.into_option().unwrap() >= mib(8) as u64,
+        "{st:?}"
+    );
+    assert!(st.cpu_usage_ns.into_option().unwrap() > 0, "{st:?}");
+    assert!(st.pids_current.into_option().unwrap() >= 1, "{st:?}");
+    let l = Limits {
+        memory: Some(mib(128)).into(),
+        memory_swap: Some(mib(192)).into(),
+        memory_reservation: Some(mib(16)).into(),
+        cpu_quota: Some(20_000).into(),
+        ..Default::default()
+    };
+    e.iso.update("upd", &l).unwrap();
+    let dir = e.iso.group_dir("upd");
+    let read = |f: &str| fsutil::read(&dir.join(f)).unwrap().trim().to_string();
+    assert_eq!(read("memory.max"), mib(128).to_string());
+    assert_eq!(read("memory.swap.max"), mib(64).to_string());
+    assert_eq!(read("memory.low"), mib(16).to_string());
+    assert_eq!(read("cpu.max"), "20000 100000");
+    assert_eq!(read("pids.max"), "10");
+    // swap alone keeps memory and recomputes swap from the live memory.max
+    e.iso
+        .update(
+            "upd",
+            &Limits {
+                memory_swap: Some(mib(160)).into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(read("memory.swap.max"), mib(32).to_string());
+}
