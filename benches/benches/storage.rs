@@ -1,0 +1,78 @@
+//! Storage drivers: per-container prepare+mount+unmount+remove latency, and diff throughput.
+//! Needs root (mounts). Mount points live under a `bt-bench-storage-` temp dir.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use berth_abi::{PluginContext, StorageDriver};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn base_layer(files: usize, size: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let data = vec![0x5au8; size];
+    for i in 0..files {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(size as u64);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, format!("usr/share/f{i}"), &data[..]).expect("append");
+    }
+    b.into_inner().expect("tar")
+}
+
+fn driver(name: &str, state: &std::path::Path) -> Box<dyn StorageDriver> {
+    let ctx = PluginContext {
+        state_dir: state.display().to_string().into(),
+        ..Default::default()
+    };
+    match name {
+        "overlayfs" => Box::new(berth_plugin_overlayfs::Overlay::new(&ctx).expect("overlayfs")),
+        _ => Box::new(berth_plugin_vfs::Vfs::new(&ctx).expect("vfs")),
+    }
+}
+
+static N: AtomicU64 = AtomicU64::new(0);
+
+fn bench_storage(c: &mut Criterion) {
+    let dir = tempfile::Builder::new().prefix("bt-bench-storage-").tempdir().expect("tempdir");
+    let mut g = c.benchmark_group("storage");
+    for name in ["overlayfs", "vfs"] {
+        let d = driver(name, &dir.path().join(name));
+        // A small image: 100 files of 4 KiB.
+        d.apply_layer("sha256:base", None, &mut base_layer(100, 4096).as_slice()).expect("base");
+        let target = dir.path().join(format!("mnt-{name}"));
+        std::fs::create_dir_all(&target).expect("mnt");
+        let t = target.display().to_string();
+        g.bench_function(format!("container_cycle/{name}"), |b| {
+            b.iter(|| {
+                let key = format!("c{}", N.fetch_add(1, Ordering::Relaxed));
+                d.prepare(&key, Some("sha256:base"), false).expect("prepare");
+                d.mount(&key, &t).expect("mount");
+                d.unmount(&key, &t).expect("unmount");
+                d.remove(&key).expect("remove");
+            })
+        });
+        // Diff throughput: a snapshot holding 64 MiB of new files.
+        d.prepare("big", Some("sha256:base"), false).expect("prepare big");
+        d.mount("big", &t).expect("mount big");
+        let chunk = vec![0xa5u8; 1 << 20];
+        for i in 0..64 {
+            std::fs::write(target.join(format!("new-{i}")), &chunk).expect("write");
+        }
+        d.unmount("big", &t).expect("unmount big");
+        g.throughput(Throughput::Bytes(64 << 20));
+        g.sample_size(10);
+        g.bench_function(format!("diff_64MiB/{name}"), |b| {
+            b.iter(|| {
+                d.diff("big", &mut std::io::sink(), None).expect("diff");
+            })
+        });
+        g.sample_size(100);
+        g.throughput(Throughput::Elements(1));
+        d.remove("big").expect("remove big");
+        d.remove("sha256:base").expect("remove base");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_storage);
+criterion_main!(benches);

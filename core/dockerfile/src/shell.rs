@@ -1,0 +1,595 @@
+//! Shell-like word processing the builder applies to instruction arguments:
+//! variable expansion (`$V`, `${V}`, `${V:-d}`, `${V-d}`, `${V:+a}`, `${V+a}`,
+//! `${V:?e}`, `${V?e}`, `${V#p}`, `${V##p}`, `${V%p}`, `${V%%p}`), quote removal and
+//! (for [`expand_words`]) word splitting. This mirrors BuildKit's `shell.Lex`.
+
+use thiserror::Error;
+
+/// Failure to expand a word.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ExpandError {
+    /// A `'` without its closing quote.
+    #[error("unexpected end of statement while looking for matching single-quote")]
+    UnterminatedSingleQuote,
+    /// A `"` without its closing quote.
+    #[error("unexpected end of statement while looking for matching double-quote")]
+    UnterminatedDoubleQuote,
+    /// `${` without `}`.
+    #[error("syntax error: missing '}}'")]
+    MissingBrace,
+    /// `${}`, `${:x}`, `${{x}`.
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    /// `${V<op>...}` with an operator the builder does not support.
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(String),
+    /// `${V?msg}` / `${V:?msg}` on an unset (or empty) variable.
+    #[error("{name}: {message}")]
+    Required {
+        /// The variable.
+        name: String,
+        /// The message given in the word, or the default one.
+        message: String,
+    },
+}
+
+/// Options of the lexer.
+#[derive(Clone, Copy, Debug)]
+pub struct Lexer {
+    /// The escape character (`\` or `` ` ``, from the `# escape=` directive).
+    pub escape: char,
+    /// Keep quotes in the output instead of removing them.
+    pub raw_quotes: bool,
+    /// Keep escape characters in the output.
+    pub raw_escapes: bool,
+    /// Leave references to unset variables as they are (`$X`, `${X}`).
+    pub skip_unset: bool,
+    /// Only expand `$`: quotes are ordinary characters (heredoc bodies).
+    pub dollar_only: bool,
+}
+
+impl Default for Lexer {
+    fn default() -> Self {
+        Lexer::new('\\')
+    }
+}
+
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Lexer {
+    /// A lexer with the given escape character and Docker's defaults.
+    pub fn new(escape: char) -> Self {
+        Lexer {
+            escape,
+            raw_quotes: false,
+            raw_escapes: false,
+            skip_unset: false,
+            dollar_only: false,
+        }
+    }
+
+    /// Expands `word` into one string (quotes removed, no splitting).
+    pub fn process_word(
+        &self,
+        word: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, ExpandError> {
+        let chars: Vec<char> = word.chars().collect();
+        let mut w = WordState {
+            lex: self,
+            chars: &chars,
+            pos: 0,
+            lookup,
+        };
+        let (s, _) = w.process_stop_on(None)?;
+        Ok(s)
+    }
+
+    /// Expands `word` and splits the result into words on unquoted white space.
+    pub fn process_words(
+        &self,
+        word: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>, ExpandError> {
+        let chars: Vec<char> = word.chars().collect();
+        let mut w = WordState {
+            lex: self,
+            chars: &chars,
+            pos: 0,
+            lookup,
+        };
+        let (_, words) = w.process_stop_on(None)?;
+        Ok(words)
+    }
+}
+
+/// Expands one word with the default escape character `\`.
+pub fn expand(word: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
+    Lexer::new('\\').process_word(word, lookup)
+}
+
+/// Expands and splits a word (as Docker does for EXPOSE) with the escape `\`.
+pub fn expand_words(
+    word: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ExpandError> {
+    Lexer::new('\\').process_words(word, lookup)
+}
+
+#[derive(Default)]
+struct Words {
+    words: Vec<String>,
+    word: String,
+    in_word: bool,
+}
+
+impl Words {
+    fn add_char(&mut self, c: char) {
+        if c.is_whitespace() {
+            if self.in_word && !self.word.is_empty() {
+                self.words.push(std::mem::take(&mut self.word));
+                self.in_word = false;
+            }
+        } else {
+            self.add_raw_char(c);
+        }
+    }
+    fn add_raw_char(&mut self, c: char) {
+        self.word.push(c);
+        self.in_word = true;
+    }
+    fn add_string(&mut self, s: &str) {
+        for c in s.chars() {
+            self.add_char(c);
+        }
+    }
+    fn add_raw_string(&mut self, s: &str) {
+        self.word.push_str(s);
+        self.in_word = true;
+    }
+    fn finish(mut self) -> Vec<String> {
+        if !self.word.is_empty() {
+            self.words.push(std::mem::take(&mut self.word));
+        }
+        self.words
+    }
+}
+
+struct WordState<'a> {
+    lex: &'a Lexer,
+    chars: &'a [char],
+    pos: usize,
+    lookup: Lookup<'a>,
+}
+
+impl WordState<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        if c.is_some() {
+            self.pos += 1;
+        }
+        c
+    }
+
+    /// Processes until `stop` (unquoted) or the end. Returns the joined result
+    /// and the split words.
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+    ) -> Result<(String, Vec<String>), ExpandError> {
+        let mut result = String::new();
+        let mut words = Words::default();
+        while let Some(c) = self.peek() {
+            if Some(c) == stop {
+                self.pos += 1;
+                return Ok((result, words.finish()));
+            }
+            if !self.lex.dollar_only && (c == '\'' || c == '"') {
+                let s = if c == '\'' {
+                    self.process_single_quote()?
+                } else {
+                    self.process_double_quote()?
+                };
+                words.add_raw_string(&s);
+                result.push_str(&s);
+            } else if c == '$' {
+                let s = self.process_dollar()?;
+                words.add_string(&s);
+                result.push_str(&s);
+            } else {
+                self.pos += 1;
+                let mut ch = c;
+                if c == self.lex.escape {
+                    if self.lex.dollar_only {
+                        // In heredoc bodies only `\$` and `\\` are escapes.
+                        match self.peek() {
+                            Some('$') => {
+                                self.pos += 1;
+                                words.add_raw_char('$');
+                                result.push('$');
+                                continue;
+                            }
+                            Some(n) if n == c => {
+                                self.pos += 1;
+                            }
+                            _ => {}
+                        }
+                        words.add_raw_char(c);
+                        result.push(c);
+                        continue;
+                    }
+                    if self.lex.raw_escapes {
+                        words.add_raw_char(c);
+                        result.push(c);
+                    }
+                    match self.next() {
+                        None => break,
+                        Some(n) => ch = n,
+                    }
+                    words.add_raw_char(ch);
+                } else {
+                    words.add_char(ch);
+                }
+                result.push(ch);
+            }
+        }
+        if stop.is_some() {
+            return Err(ExpandError::MissingBrace);
+        }
+        Ok((result, words.finish()))
+    }
+
+    fn process_single_quote(&mut self) -> Result<String, ExpandError> {
+        self.pos += 1; // the quote
+        let mut out = String::new();
+        if self.lex.raw_quotes {
+            out.push('\'');
+        }
+        loop {
+            match self.next() {
+                None => return Err(ExpandError::UnterminatedSingleQuote),
+                Some('\'') => {
+                    if self.lex.raw_quotes {
+                        out.push('\'');
+                    }
+                    return Ok(out);
+                }
+                Some(c) => out.push(c),
+            }
+        }
+    }
+
+    fn process_double_quote(&mut self) -> Result<String, ExpandError> {
+        self.pos += 1;
+        let mut out = String::new();
+        if self.lex.raw_quotes {
+            out.push('"');
+        }
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(ExpandError::UnterminatedDoubleQuote);
+            };
+            if c == '"' {
+                self.pos += 1;
+                if self.lex.raw_quotes {
+                    out.push('"');
+                }
+                return Ok(out);
+            }
+            if c == '$' {
+                let s = self.process_dollar()?;
+                out.push_str(&s);
+                continue;
+            }
+            self.pos += 1;
+            let mut ch = c;
+            if c == self.lex.escape {
+                if self.lex.raw_escapes {
+                    out.push(c);
+                }
+                match self.peek() {
+                    None => continue,
+                    Some(n) if n == '"' || n == '$' || n == self.lex.escape => {
+                        self.pos += 1;
+                        ch = n;
+                    }
+                    Some(_) => {}
+                }
+            }
+            out.push(ch);
+        }
+    }
+
+    fn process_name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(c) = self.peek() {
+            if name.is_empty() && c.is_ascii_digit() {
+                while let Some(d) = self.peek().filter(char::is_ascii_digit) {
+                    self.pos += 1;
+                    name.push(d);
+                }
+                return name;
+            }
+            if name.is_empty() && matches!(c, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
+                self.pos += 1;
+                name.push(c);
+                return name;
+            }
+            if !(c.is_alphanumeric() || c == '_') {
+                break;
+            }
+            self.pos += 1;
+            name.push(c);
+        }
+        name
+    }
+
+    fn process_dollar(&mut self) -> Result<String, ExpandError> {
+        self.pos += 1; // '$'
+        if self.peek() != Some('{') {
+            let name = self.process_name();
+            if name.is_empty() {
+                return Ok("$".to_string());
+            }
+            return Ok(match (self.lookup)(&name) {
+                Some(v) => v,
+                None if self.lex.skip_unset => format!("${name}"),
+                None => String::new(),
+            });
+        }
+        self.pos += 1; // '{'
+        match self.peek() {
+            None => return Err(ExpandError::MissingBrace),
+            Some('{' | '}' | ':') => return Err(ExpandError::BadSubstitution),
+            _ => {}
+        }
+        let name = self.process_name();
+        let Some(op) = self.next() else {
+            return Err(ExpandError::MissingBrace);
+        };
+        match op {
+            '}' => Ok(match (self.lookup)(&name) {
+                Some(v) => v,
+                None if self.lex.skip_unset => format!("${{{name}}}"),
+                None => String::new(),
+            }),
+            ':' | '+' | '-' | '?' | '#' | '%' => {
+                let mut null_is_unset = false;
+                let mut op = op;
+                let mut ops = op.to_string();
+                if op == ':' {
+                    null_is_unset = true;
+                    op = self.next().ok_or(ExpandError::MissingBrace)?;
+                    ops.push(op);
+                    if !matches!(op, '+' | '-' | '?') {
+                        return Err(ExpandError::UnsupportedModifier(ops));
+                    }
+                }
+                let mut greedy = false;
+                if (op == '#' || op == '%') && self.peek() == Some(op) {
+                    self.pos += 1;
+                    greedy = true;
+                    ops.push(op);
+                }
+                let (word, _) = self.process_stop_on(Some('}'))?;
+                let value = (self.lookup)(&name);
+                if self.lex.skip_unset && value.is_none() {
+                    return Ok(format!("${{{name}{ops}{word}}}"));
+                }
+                let unset = value.is_none() || (null_is_unset && value.as_deref() == Some(""));
+                match op {
+                    '-' => Ok(if unset {
+                        word
+                    } else {
+                        value.unwrap_or_default()
+                    }),
+                    '+' => Ok(if unset { String::new() } else { word }),
+                    '?' => {
+                        if value.is_none() || unset {
+                            let message = if !word.is_empty() {
+                                word
+                            } else if value.is_none() {
+                                "is not allowed to be unset".to_string()
+                            } else {
+                                "is not allowed to be empty".to_string()
+                            };
+                            return Err(ExpandError::Required { name, message });
+                        }
+                        Ok(value.unwrap_or_default())
+                    }
+                    '#' => Ok(trim_prefix(&value.unwrap_or_default(), &word, greedy)),
+                    _ => Ok(trim_suffix(&value.unwrap_or_default(), &word, greedy)),
+                }
+            }
+            other => Err(ExpandError::UnsupportedModifier(other.to_string())),
+        }
+    }
+}
+
+fn char_boundaries(s: &str) -> Vec<usize> {
+    let mut v: Vec<usize> = s.char_indices().map(|(i, _)| i).collect();
+    v.push(s.len());
+    v
+}
+
+fn trim_prefix(value: &str, pattern: &str, greedy: bool) -> String {
+    let b = char_boundaries(value);
+    let mut idx: Box<dyn Iterator<Item = &usize>> = if greedy {
+        Box::new(b.iter().rev())
+    } else {
+        Box::new(b.iter())
+    };
+    match idx.find(|&&i| shell_glob(pattern, &value[..i])) {
+        Some(&i) => value[i..].to_string(),
+        None => value.to_string(),
+    }
+}
+
+fn trim_suffix(value: &str, pattern: &str, greedy: bool) -> String {
+    let b = char_boundaries(value);
+    let mut idx: Box<dyn Iterator<Item = &usize>> = if greedy {
+        Box::new(b.iter())
+    } else {
+        Box::new(b.iter().rev())
+    };
+    match idx.find(|&&i| shell_glob(pattern, &value[i..])) {
+        Some(&i) => value[..i].to_string(),
+        None => value.to_string(),
+    }
+}
+
+/// Shell pattern match (`*` any string, `?` any char, `[...]` class, `\x` literal).
+pub(crate) fn shell_glob(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    glob_at(&p, &s)
+}
+
+fn glob_at(p: &[char], s: &[char]) -> bool {
+    match p.first() {
+        None => s.is_empty(),
+        Some('*') => (0..=s.len()).any(|i| glob_at(&p[1..], &s[i..])),
+        Some('?') => !s.is_empty() && glob_at(&p[1..], &s[1..]),
+        Some('[') => {
+            let Some(c) = s.first() else { return false };
+            match crate::ignore::match_class(&p[1..], *c) {
+                Some((true, used)) => glob_at(&p[1 + used..], &s[1..]),
+                Some((false, _)) => false,
+                None => *c == '[' && glob_at(&p[1..], &s[1..]),
+            }
+        }
+        Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && glob_at(&p[2..], &s[1..]),
+        Some(c) => s.first() == Some(c) && glob_at(&p[1..], &s[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "A" => Some("a".into()),
+            "EMPTY" => Some(String::new()),
+            "SP" => Some("x  y".into()),
+            "PATHV" => Some("/usr/local/bin/app.tar.gz".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, &str)] = &[
+            ("$A", "a"),
+            ("${A}", "a"),
+            ("x${A}y", "xay"),
+            ("$UNSET", ""),
+            ("${UNSET:-def}", "def"),
+            ("${EMPTY:-def}", "def"),
+            ("${EMPTY-def}", ""),
+            ("${UNSET-def}", "def"),
+            ("${A:-def}", "a"),
+            ("${A:+alt}", "alt"),
+            ("${EMPTY:+alt}", ""),
+            ("${EMPTY+alt}", "alt"),
+            ("${UNSET+alt}", ""),
+            ("\\$A", "$A"),
+            ("'$A'", "$A"),
+            ("\"$A\"", "a"),
+            ("\"\\$A\"", "$A"),
+            ("\"a\\b\"", "a\\b"),
+            ("a\\ b", "a b"),
+            ("$", "$"),
+            ("$$", ""), // `$$` is a special parameter, unset in the builder
+            ("${UNSET:-${A}x}", "ax"),
+            ("${UNSET:-'q v'}", "q v"),
+            ("${PATHV##*/}", "app.tar.gz"),
+            ("${PATHV#*/}", "usr/local/bin/app.tar.gz"),
+            ("${PATHV%.*}", "/usr/local/bin/app.tar"),
+            ("${PATHV%%.*}", "/usr/local/bin/app"),
+            ("${A:?}", "a"),
+            ("é$A", "éa"),
+            ("$A-$A", "a-a"),
+            ("$1x", "x"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(expand(input, &env).unwrap(), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "'abc",
+                "unexpected end of statement while looking for matching single-quote",
+            ),
+            (
+                "\"abc",
+                "unexpected end of statement while looking for matching double-quote",
+            ),
+            ("${A", "syntax error: missing '}'"),
+            ("${}", "syntax error: bad substitution"),
+            ("${:a}", "syntax error: bad substitution"),
+            ("${UNSET:?}", "UNSET: is not allowed to be unset"),
+            ("${EMPTY:?}", "EMPTY: is not allowed to be empty"),
+            ("${UNSET?must set}", "UNSET: must set"),
+            ("${A/x/y}", "unsupported modifier (/) in substitution"),
+            ("${A:=x}", "unsupported modifier (:=) in substitution"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                expand(input, &env).unwrap_err().to_string(),
+                *want,
+                "input {input:?}"
+            );
+        }
+        assert!(expand("${EMPTY?}", &env).is_ok());
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(
+            expand_words("80 $SP \"$SP\"", &env).unwrap(),
+            vec!["80", "x", "y", "x  y"]
+        );
+        assert_eq!(expand_words("  a   b ", &env).unwrap(), vec!["a", "b"]);
+        assert_eq!(expand_words("a\\ b", &env).unwrap(), vec!["a b"]);
+    }
+
+    #[test]
+    fn backtick_escape() {
+        let lex = Lexer::new('`');
+        assert_eq!(lex.process_word("`$A c:\\dir", &env).unwrap(), "$A c:\\dir");
+    }
+
+    #[test]
+    fn skip_unset_and_raw() {
+        let mut lex = Lexer::new('\\');
+        lex.skip_unset = true;
+        assert_eq!(
+            lex.process_word("$X ${Y} ${Z:-d} $A", &env).unwrap(),
+            "$X ${Y} ${Z:-d} a"
+        );
+        let mut raw = Lexer::new('\\');
+        raw.raw_quotes = true;
+        raw.raw_escapes = true;
+        assert_eq!(
+            raw.process_words("<<\"EOF\" 'a b'", &env).unwrap(),
+            vec!["<<\"EOF\"", "'a b'"]
+        );
+    }
+
+    #[test]
+    fn dollar_only() {
+        let mut lex = Lexer::new('\\');
+        lex.dollar_only = true;
+        assert_eq!(
+            lex.process_word("echo \"$A\" '$A' \\$A \\n", &env).unwrap(),
+            "echo \"a\" 'a' $A \\n"
+        );
+    }
+}

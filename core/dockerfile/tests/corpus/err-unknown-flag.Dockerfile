@@ -1,0 +1,3 @@
+FROM alpine
+
+COPY --frm=build /a /b
