@@ -2,6 +2,7 @@
 //! Needs root (mounts). Mount points live under a `bt-bench-storage-` temp dir.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use berth_abi::{PluginContext, StorageDriver};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -19,15 +20,25 @@ fn base_layer(files: usize, size: usize) -> Vec<u8> {
     b.into_inner().expect("tar")
 }
 
-fn driver(name: &str, state: &std::path::Path) -> Box<dyn StorageDriver> {
+/// Loads a driver the way berth does: its cdylib through the plugin host (built here with
+/// the bench's profile, as both plugins export the same symbols and cannot share a binary).
+fn driver(name: &str, state: &std::path::Path) -> Arc<dyn StorageDriver> {
+    let exe = std::env::current_exe().expect("bench path");
+    let target = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    let profile = target.file_name().and_then(|n| n.to_str()).unwrap_or("release");
+    let mut cmd = std::process::Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "-p", &format!("berth-plugin-{name}")]);
+    if profile != "debug" {
+        cmd.args(["--profile", if profile == "release" { "bench" } else { profile }]);
+    }
+    assert!(cmd.status().expect("cargo build").success(), "building {name} failed");
+    let lib = target.join(format!("libberth_plugin_{name}.so"));
+    let plugin = berth_plugin_host::load_plugin(&lib).result.expect("load plugin");
     let ctx = PluginContext {
         state_dir: state.display().to_string().into(),
         ..Default::default()
     };
-    match name {
-        "overlayfs" => Box::new(berth_plugin_overlayfs::Overlay::new(&ctx).expect("overlayfs")),
-        _ => Box::new(berth_plugin_vfs::Vfs::new(&ctx).expect("vfs")),
-    }
+    plugin.storage(ctx).expect("constructor")
 }
 
 static N: AtomicU64 = AtomicU64::new(0);

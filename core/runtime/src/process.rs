@@ -1,0 +1,562 @@
+//! The parent side: `create` / `start` / `wait` / `exec`.
+
+use std::{
+    ffi::CString,
+    fs::File,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use nix::errno::Errno;
+
+use crate::{
+    caps,
+    child::{self, ChildArgs, ExecArgs, Msg, Stage, MSG_ERROR, MSG_EXEC, MSG_READY, STAGES},
+    plan::{self, high_fd, Op, ProcPlan, StdioPlan, SysMode},
+    user, ContainerSpec, ExecOptions, NetworkMode, ProcessSpec, RuntimeError, Stdio,
+};
+
+/// How a container process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    code: i32,
+    signal: Option<i32>,
+}
+
+impl ExitStatus {
+    fn from_wait(st: libc::c_int) -> ExitStatus {
+        if libc::WIFSIGNALED(st) {
+            let sig = libc::WTERMSIG(st);
+            ExitStatus {
+                code: 128 + sig,
+                signal: Some(sig),
+            }
+        } else {
+            ExitStatus {
+                code: libc::WEXITSTATUS(st),
+                signal: None,
+            }
+        }
+    }
+    /// Docker's exit code: the exit status, or 128 + signal number.
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+    /// The signal that killed the process, if any.
+    pub fn signal(&self) -> Option<i32> {
+        self.signal
+    }
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// Serialises "create the child's descriptors → clone → close the child's copies" across
+/// threads, so a container cloned by one thread never holds the sync pipe or pty slave of
+/// another thread's container (which would delay that one's EOF-on-exec detection).
+static CLONE_LOCK: Mutex<()> = Mutex::new(());
+
+fn clone_lock() -> std::sync::MutexGuard<'static, ()> {
+    CLONE_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| RuntimeError::sys("creating a sync pipe", e))
+}
+
+fn open_fd(path: &Path, flags: i32) -> Result<OwnedFd, RuntimeError> {
+    let c = plan::path_cstring(path)?;
+    // SAFETY: open of a NUL-terminated path; the result is owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(RuntimeError::io(
+            "opening",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: a fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fd_limit() -> libc::c_int {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft.min(1 << 20) as libc::c_int)
+        .unwrap_or(1024)
+}
+
+/// Reads one status record; `None` on EOF (the write ends are all closed: exec succeeded
+/// or the child died).
+fn read_msg(fd: &OwnedFd) -> Result<Option<Msg>, RuntimeError> {
+    let mut buf = [0u8; Msg::SIZE];
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(RuntimeError::sys("reading the container's sync pipe", e)),
+        }
+    }
+    if got < buf.len() {
+        return Ok(None);
+    }
+    Ok(Some(Msg::from_bytes(&buf)))
+}
+
+fn reap(pid: i32) -> Option<ExitStatus> {
+    let mut st: libc::c_int = 0;
+    loop {
+        // SAFETY: waitpid on our own child with a stack status word.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r == pid {
+            return Some(ExitStatus::from_wait(st));
+        }
+        if r < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return None;
+    }
+}
+
+fn kill_and_reap(pid: i32) {
+    // SAFETY: SIGKILL to our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    reap(pid);
+}
+
+/// Raw clone with fork semantics plus namespace flags.
+fn raw_clone(flags: libc::c_int) -> Result<libc::pid_t, RuntimeError> {
+    // SAFETY: clone without CLONE_VM or a new stack: the child runs on a copy of our memory
+    // and only calls `child::*_main`, which never return.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(RuntimeError::sys(
+            "clone of the container process",
+            Errno::last(),
+        ));
+    }
+    Ok(pid as libc::pid_t)
+}
+
+fn setup_error(msg: Msg, ops: &[Op], what: &str) -> RuntimeError {
+    let stage = STAGES.get(msg.stage as usize).copied().unwrap_or("setup");
+    let object = if msg.stage == Stage::Op as u32 {
+        ops.get(msg.index as usize)
+            .map(Op::describe)
+            .unwrap_or_default()
+    } else if msg.stage == Stage::Bounding as u32 {
+        caps::mask_names(1u64 << (msg.index & 63)).join(",")
+    } else {
+        what.to_string()
+    };
+    RuntimeError::Setup {
+        stage,
+        object,
+        errno: Errno::from_raw(msg.errno),
+    }
+}
+
+fn exec_error(errno: i32, command: &str) -> RuntimeError {
+    let errno = Errno::from_raw(errno);
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => RuntimeError::NotFound {
+            command: command.to_string(),
+        },
+        _ => RuntimeError::NotExecutable {
+            command: command.to_string(),
+            errno,
+        },
+    }
+}
+
+/// Stdio descriptors for the child, the pty master, and the pty slave's path (/dev/console).
+fn prepare_stdio(
+    stdio: Stdio,
+) -> Result<(StdioPlan, Option<OwnedFd>, Option<PathBuf>), RuntimeError> {
+    let mut plan = StdioPlan::default();
+    match stdio {
+        Stdio::Inherit => Ok((plan, None, None)),
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            let stdin = match stdin {
+                Some(fd) => fd,
+                None => File::open("/dev/null")
+                    .map_err(|e| RuntimeError::io("opening", "/dev/null", e))?
+                    .into(),
+            };
+            for (i, fd) in [stdin, stdout, stderr].into_iter().enumerate() {
+                let h = high_fd(&fd)?;
+                plan.fds[i] = Some(h.as_raw_fd());
+                plan.owned.push(h);
+            }
+            Ok((plan, None, None))
+        }
+        Stdio::Pty => {
+            let pty = nix::pty::openpty(None, None).map_err(|e| RuntimeError::sys("openpty", e))?;
+            nix::fcntl::fcntl(
+                pty.master.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(|e| RuntimeError::sys("fcntl(FD_CLOEXEC) on the pty master", e))?;
+            let path = nix::unistd::ttyname(&pty.slave)
+                .map_err(|e| RuntimeError::sys("ttyname of the pty slave", e))?;
+            let slave = high_fd(&pty.slave)?;
+            plan.fds = [Some(slave.as_raw_fd()); 3];
+            plan.ctty = true;
+            plan.owned.push(slave);
+            Ok((plan, Some(pty.master), Some(path)))
+        }
+    }
+}
+
+/// A container process stopped at its sync point: namespaces and rootfs are ready; the
+/// engine may now place it in its cgroup and attach its network, then [`Created::start`].
+#[derive(Debug)]
+pub struct Created {
+    pid: i32,
+    status_r: Option<OwnedFd>,
+    go_w: Option<OwnedFd>,
+    pty_master: Option<OwnedFd>,
+    command: String,
+    done: bool,
+}
+
+/// A running process (after a successful exec).
+#[derive(Debug)]
+pub struct Started {
+    pid: i32,
+    pty_master: Option<OwnedFd>,
+    status: Mutex<Option<ExitStatus>>,
+}
+
+/// Creates the container process (see the crate docs for the sequence).
+///
+/// Safe to call from a multi-threaded process: the child only issues system calls on data
+/// prepared here (see `child.rs`). Needs root (CAP_SYS_ADMIN and friends) in the initial
+/// user namespace.
+pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeError> {
+    let span = tracing::debug_span!("create", id = %spec.id);
+    let _g = span.enter();
+    let rootfs = plan::rootfs_path(&spec.rootfs)?;
+    let root = user::open_root(&rootfs)?;
+    let who = user::resolve_at(&root, &rootfs, &spec.process.user)?;
+    drop(root);
+    let caps = caps::capability_mask(spec.privileged, &spec.cap_add, &spec.cap_drop)?;
+    let proc = ProcPlan::new(
+        &spec.process,
+        &who,
+        Some(&spec.hostname),
+        caps,
+        spec.no_new_privileges,
+    )?;
+    if spec.hostname.len() > 64 {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "hostname {:?} is longer than 64 bytes",
+            spec.hostname
+        )));
+    }
+    let hostname = CString::new(spec.hostname.as_str())
+        .map_err(|_| RuntimeError::InvalidSpec("hostname contains a NUL byte".into()))?;
+    let mut flags =
+        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let (sys, netns) = match &spec.network {
+        NetworkMode::New => {
+            flags |= libc::CLONE_NEWNET;
+            (SysMode::Sysfs, None)
+        }
+        NetworkMode::Host => (SysMode::BindHost, None),
+        NetworkMode::Join(p) => (SysMode::Sysfs, Some(open_fd(p, libc::O_RDONLY)?)),
+    };
+    let lock = clone_lock();
+    let (stdio_plan, pty_master, console) = prepare_stdio(stdio)?;
+    let ops = plan::rootfs_ops(spec, sys, console.as_deref())?;
+    let rootfs_c = plan::path_cstring(&rootfs)?;
+    let (status_r, status_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let args = ChildArgs {
+        status_w: status_w.as_raw_fd(),
+        go_r: go_r.as_raw_fd(),
+        netns: netns.as_ref().map(|f| f.as_raw_fd()),
+        lo_up: spec.network == NetworkMode::New,
+        rootfs: &rootfs_c,
+        ops: &ops,
+        readonly_root: spec.readonly_rootfs,
+        hostname: &hostname,
+        init: spec.init,
+        stdio: &stdio_plan,
+        proc: &proc,
+        fd_limit: fd_limit(),
+    };
+    let pid = raw_clone(flags)?;
+    if pid == 0 {
+        child::container_main(&args);
+    }
+    tracing::debug!(pid, rootfs = %rootfs.display(), "container process cloned");
+    drop((status_w, go_r, stdio_plan, netns, lock));
+    let command = spec.process.args.first().cloned().unwrap_or_default();
+    match read_msg(&status_r) {
+        Ok(Some(m)) if m.tag == MSG_READY => {
+            tracing::debug!(pid, "container process ready at its sync point");
+            Ok(Created {
+                pid,
+                status_r: Some(status_r),
+                go_w: Some(go_w),
+                pty_master,
+                command,
+                done: false,
+            })
+        }
+        Ok(Some(m)) => {
+            reap(pid);
+            Err(setup_error(m, &ops, &spec.id))
+        }
+        Ok(None) => {
+            reap(pid);
+            Err(RuntimeError::ChildDied {
+                pid,
+                phase: "rootfs setup",
+            })
+        }
+        Err(e) => {
+            kill_and_reap(pid);
+            Err(e)
+        }
+    }
+}
+
+impl Created {
+    /// Host pid of the container's PID 1.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The pty master with [`Stdio::Pty`] (once).
+    pub fn pty_master(&mut self) -> Option<OwnedFd> {
+        self.pty_master.take()
+    }
+
+    /// Lets the process go: it unshares its cgroup namespace, drops to its user and
+    /// capabilities and execs. Returns once the exec succeeded, or its failure.
+    pub fn start(mut self) -> Result<Started, RuntimeError> {
+        self.done = true;
+        let pid = self.pid;
+        let (Some(go_w), Some(status_r)) = (self.go_w.take(), self.status_r.take()) else {
+            return Err(RuntimeError::ChildDied {
+                pid,
+                phase: "start",
+            });
+        };
+        let r = nix::unistd::write(&go_w, &[1u8]);
+        drop(go_w);
+        if let Err(e) = r {
+            kill_and_reap(pid);
+            return Err(RuntimeError::sys(
+                "signalling the container process to start",
+                e,
+            ));
+        }
+        match read_msg(&status_r) {
+            Ok(None) => {
+                tracing::debug!(pid, "container process started");
+                Ok(Started {
+                    pid,
+                    pty_master: self.pty_master.take(),
+                    status: Mutex::new(None),
+                })
+            }
+            Ok(Some(m)) => {
+                reap(pid);
+                if m.tag == MSG_EXEC {
+                    Err(exec_error(m.errno, &self.command))
+                } else if m.tag == MSG_ERROR {
+                    Err(setup_error(m, &[], &self.command))
+                } else {
+                    Err(RuntimeError::ChildDied {
+                        pid,
+                        phase: "start",
+                    })
+                }
+            }
+            Err(e) => {
+                kill_and_reap(pid);
+                Err(e)
+            }
+        }
+    }
+
+    /// Kills and reaps the process.
+    pub fn abort(mut self) {
+        self.done = true;
+        kill_and_reap(self.pid);
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if !self.done {
+            kill_and_reap(self.pid);
+        }
+    }
+}
+
+impl Started {
+    /// Host pid of the process.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The pty master of an [`exec`] with [`Stdio::Pty`] (once).
+    pub fn pty_master(&mut self) -> Option<OwnedFd> {
+        self.pty_master.take()
+    }
+
+    /// Waits for the process and reaps it (repeated calls return the same status).
+    pub fn wait(&self) -> Result<ExitStatus, RuntimeError> {
+        let mut guard = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = *guard {
+            return Ok(s);
+        }
+        let mut st: libc::c_int = 0;
+        loop {
+            // SAFETY: waitpid on our own child with a stack status word.
+            let r = unsafe { libc::waitpid(self.pid, &mut st, 0) };
+            if r == self.pid {
+                break;
+            }
+            let e = Errno::last();
+            if r < 0 && e == Errno::EINTR {
+                continue;
+            }
+            return Err(RuntimeError::sys("waitpid on the container process", e));
+        }
+        let s = ExitStatus::from_wait(st);
+        tracing::debug!(pid = self.pid, code = s.code, "container process exited");
+        *guard = Some(s);
+        Ok(s)
+    }
+}
+
+const EXEC_NAMESPACES: &[(&str, libc::c_int)] = &[
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+fn setns_pid(fd: &OwnedFd, what: &'static str) -> Result<(), RuntimeError> {
+    // SAFETY: setns of the calling thread's pid_for_children with an open ns descriptor.
+    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+        return Err(RuntimeError::sys(what, Errno::last()));
+    }
+    Ok(())
+}
+
+/// Runs `process` inside the running container whose PID 1 is `container_pid` (host pid):
+/// joins its cgroup (`opts.cgroup_procs`) and its mnt, pid, uts, ipc, net and cgroup
+/// namespaces. Returns once exec succeeded.
+pub fn exec(
+    container_pid: i32,
+    process: &ProcessSpec,
+    stdio: Stdio,
+    opts: &ExecOptions,
+) -> Result<Started, RuntimeError> {
+    let span = tracing::debug_span!("exec", container_pid);
+    let _g = span.enter();
+    let proc_dir = PathBuf::from(format!("/proc/{container_pid}"));
+    let root_path = proc_dir.join("root");
+    let root = user::open_root(&root_path)?;
+    let who = user::resolve_at(&root, &root_path, &process.user)?;
+    drop(root);
+    let caps = caps::capability_mask(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
+    let proc = ProcPlan::new(process, &who, None, caps, opts.no_new_privileges)?;
+    let mut ns_fds: Vec<OwnedFd> = Vec::new();
+    let mut namespaces: Vec<(RawFd, libc::c_int)> = Vec::new();
+    for (name, flag) in EXEC_NAMESPACES {
+        let fd = open_fd(&proc_dir.join("ns").join(name), libc::O_RDONLY)?;
+        namespaces.push((fd.as_raw_fd(), *flag));
+        ns_fds.push(fd);
+    }
+    let pidns = open_fd(&proc_dir.join("ns/pid"), libc::O_RDONLY)?;
+    let own_pidns = open_fd(Path::new("/proc/thread-self/ns/pid"), libc::O_RDONLY)?;
+    let mut cg_fds: Vec<OwnedFd> = Vec::new();
+    for p in &opts.cgroup_procs {
+        cg_fds.push(open_fd(p, libc::O_WRONLY)?);
+    }
+    let cgroup_procs: Vec<RawFd> = cg_fds.iter().map(|f| f.as_raw_fd()).collect();
+    let lock = clone_lock();
+    let (stdio_plan, pty_master, _console) = prepare_stdio(stdio)?;
+    let (status_r, status_w) = pipe()?;
+    let args = ExecArgs {
+        status_w: status_w.as_raw_fd(),
+        namespaces: &namespaces,
+        cgroup_procs: &cgroup_procs,
+        stdio: &stdio_plan,
+        proc: &proc,
+        fd_limit: fd_limit(),
+    };
+    // Children of this thread are born in the container's pid namespace; only this thread's
+    // pid_for_children changes, and it is restored right after the clone.
+    setns_pid(&pidns, "joining the container's pid namespace")?;
+    let cloned = raw_clone(0);
+    if let Ok(0) = cloned {
+        child::exec_main(&args);
+    }
+    let restored = setns_pid(&own_pidns, "restoring the engine's pid namespace");
+    let pid = cloned?;
+    if let Err(e) = restored {
+        tracing::error!(error = %e, "could not restore the pid namespace of the calling thread");
+    }
+    tracing::debug!(pid, "exec process cloned");
+    drop((status_w, stdio_plan, ns_fds, cg_fds, lock));
+    let command = process.args.first().cloned().unwrap_or_default();
+    match read_msg(&status_r) {
+        Ok(None) => Ok(Started {
+            pid,
+            pty_master,
+            status: Mutex::new(None),
+        }),
+        Ok(Some(m)) => {
+            reap(pid);
+            if m.tag == MSG_EXEC {
+                Err(exec_error(m.errno, &command))
+            } else {
+                let what = if m.stage == Stage::CgroupJoin as u32 {
+                    opts.cgroup_procs
+                        .get(m.index as usize)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                } else if m.stage == Stage::Setns as u32 {
+                    EXEC_NAMESPACES
+                        .get(m.index as usize)
+                        .map(|n| n.0.to_string())
+                        .unwrap_or_default()
+                } else {
+                    command
+                };
+                Err(setup_error(m, &[], &what))
+            }
+        }
+        Err(e) => {
+            kill_and_reap(pid);
+            Err(e)
+        }
+    }
+}
