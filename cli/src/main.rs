@@ -79,6 +79,79 @@ pub enum Command {
     Plugin(cmd::system::PluginCmd),
     /// Print a shell completion script: berth completion bash|zsh|fish
     Completion(cmd::system::CompletionArgs),
+    /// List images
+    Images(cmd::image::ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(cmd::image::ImageCmd),
+    /// Import a rootfs tarball as an image
+    Import(cmd::image::ImportArgs),
+    /// Load images from a docker-archive or OCI archive
+    Load(cmd::image::LoadArgs),
+    /// Save images to an archive (docker-archive, readable by docker and podman)
+    Save(cmd::image::SaveArgs),
+    /// Create a tag TARGET that refers to SOURCE
+    Tag(cmd::image::TagArgs),
+    /// Remove images
+    Rmi(cmd::image::RmiArgs),
+    /// Show the history of an image
+    History(cmd::image::HistoryArgs),
+    /// Create and start a container
+    #[command(after_help = "Examples:\n  berth run --rm busybox echo hello\n  berth run -d --name site -p 8080:80 static-site\n  berth run -it busybox sh")]
+    Run(cmd::container::CreateArgs),
+    /// Create a container without starting it
+    Create(cmd::container::CreateArgs),
+    /// Start stopped containers
+    Start(cmd::container::StartArgs),
+    /// Stop running containers (stop signal, then SIGKILL after -t seconds)
+    Stop(cmd::container::StopArgs),
+    /// Restart containers
+    Restart(cmd::container::StopArgs),
+    /// Send a signal to containers
+    Kill(cmd::container::KillArgs),
+    /// Remove containers
+    Rm(cmd::container::RmArgs),
+    /// List containers
+    Ps(cmd::container::PsArgs),
+    /// Fetch the logs of a container
+    Logs(cmd::container::LogsArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(cmd::container::WaitArgs),
+    /// Display detailed information on containers
+    Inspect(cmd::container::InspectArgs),
+    /// Display the running processes of a container
+    Top(cmd::container::TopArgs),
+    /// List port mappings of a container
+    Port(cmd::container::PortArgs),
+    /// Rename a container
+    Rename(cmd::container::RenameArgs),
+    /// Pause all processes within containers
+    Pause(cmd::container::NamesArgs),
+    /// Unpause all processes within containers
+    Unpause(cmd::container::NamesArgs),
+    /// Update resource limits of containers
+    Update(cmd::container::UpdateArgs),
+    /// Display resource usage statistics of containers
+    Stats(cmd::container::StatsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(cmd::container::ContainerCmd),
+    /// Build an image from a Dockerfile
+    Build(cmd::build::BuildArgs),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(cmd::build::BuilderCmd),
+    /// Run a command in a running container
+    Exec(cmd::container::ExecArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(cmd::network::VolumeCmd),
+    /// Internal: the detached supervisor of one container
+    #[command(name = "__monitor", hide = true)]
+    Monitor { id: String },
 }
 
 fn init_tracing(level: Option<&str>) {
@@ -105,5 +178,15 @@ fn main() -> ExitCode {
             eprintln!("berth: {e:#}");
             ExitCode::from(EXIT_ENGINE_ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

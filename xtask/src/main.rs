@@ -8,6 +8,7 @@
 //!   `BERTH_STAGE` pointing at the staged tree.
 //! * `bench` — whole-command timings side by side with peers (see `bench.rs`).
 
+mod images;
 mod stage;
 
 use std::process::Command;
@@ -15,7 +16,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <build [--release] | test [-- <cargo test args>] | bench>"
+    "usage: cargo xtask <build [--release] | test [-- <cargo test args>] | bench | images [--root DIR] [NAME...]>"
 }
 
 fn main() -> Result<()> {
@@ -47,6 +48,21 @@ fn main() -> Result<()> {
                 bail!("tests failed");
             }
             Ok(())
+        }
+        "images" => {
+            let dir = stage::build_and_stage(true)?;
+            let mut root = None;
+            let mut only = Vec::new();
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                if a == "--root" {
+                    root = it.next().map(std::path::PathBuf::from);
+                } else {
+                    only.push(a.clone());
+                }
+            }
+            let cache = stage::target_dir(&stage::workspace_root()?).join("base-images");
+            images::ensure(&dir.join("bin/berth"), root.as_deref(), &cache, &only)
         }
         other => bail!("unknown task {other:?}\n{}", usage()),
     }

@@ -28,7 +28,7 @@ pub fn workspace_root() -> Result<PathBuf> {
         .context("xtask has no parent directory")
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))

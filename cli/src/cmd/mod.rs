@@ -1,5 +1,9 @@
 //! One module per group of commands.
 
+pub mod build;
+pub mod container;
+pub mod image;
+pub mod network;
 pub mod system;
 
 use crate::{Cli, Command};
@@ -11,5 +15,38 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Info(a) => system::info(g, a),
         Command::Plugin(c) => system::plugin(g, c),
         Command::Completion(a) => system::completion(a),
+        Command::Images(a) => image::images(g, a),
+        Command::Image(c) => image::image(g, c),
+        Command::Import(a) => image::import(g, a),
+        Command::Load(a) => image::load(g, a),
+        Command::Save(a) => image::save(g, a),
+        Command::Tag(a) => image::tag(g, a),
+        Command::Rmi(a) => image::rmi(g, a),
+        Command::History(a) => image::history(g, a),
+        Command::Run(a) => container::run(g, a),
+        Command::Create(a) => container::create(g, a),
+        Command::Start(a) => container::start(g, a),
+        Command::Stop(a) => container::stop(g, a),
+        Command::Restart(a) => container::restart(g, a),
+        Command::Kill(a) => container::kill(g, a),
+        Command::Rm(a) => container::rm(g, a),
+        Command::Ps(a) => container::ps(g, a),
+        Command::Logs(a) => container::logs(g, a),
+        Command::Wait(a) => container::wait(g, a),
+        Command::Inspect(a) => container::inspect(g, a),
+        Command::Top(a) => container::top(g, a),
+        Command::Port(a) => container::port(g, a),
+        Command::Rename(a) => container::rename(g, a),
+        Command::Pause(a) => container::pause(g, a, true),
+        Command::Unpause(a) => container::pause(g, a, false),
+        Command::Update(a) => container::update(g, a),
+        Command::Stats(a) => container::stats(g, a),
+        Command::Container(c) => container::container(g, c),
+        Command::Monitor { id } => container::monitor(&id),
+        Command::Network(c) => network::network(g, c),
+        Command::Build(a) => build::build(g, a),
+        Command::Builder(c) => build::builder(g, c),
+        Command::Exec(a) => container::exec(g, a),
+        Command::Volume(c) => network::volume(g, c),
     }
 }

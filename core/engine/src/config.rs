@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the system-wide config file lives.
 pub const SYSTEM_CONFIG: &str = "/etc/berth/berth.toml";
@@ -42,7 +42,7 @@ pub enum ConfigError {
 }
 
 /// One plugin-kind section: the active plugin plus every plugin's own table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KindSection {
     /// Active plugin name (`driver` for storage/isolator, `backend` for network).
     #[serde(alias = "backend")]
@@ -64,7 +64,7 @@ impl KindSection {
 }
 
 /// The effective configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// Persistent state: images, layers, containers, volumes.
     pub root: PathBuf,

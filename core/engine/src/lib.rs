@@ -4,13 +4,21 @@
 //! image store, containers (records, lifecycle, supervision) and builds. The CLI crate only
 //! parses flags and prints.
 
+pub mod build;
 pub mod config;
+mod copy;
 pub mod container;
+pub mod create;
+pub mod exec;
 pub mod db;
 pub mod host;
+pub mod images;
+pub mod lifecycle;
 pub mod logs;
 pub mod parse;
 pub mod plugins;
+pub(crate) mod rt;
+pub mod supervise;
 
 use std::path::PathBuf;
 
@@ -39,6 +47,8 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Image(Box<berth_image::ImageError>),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -50,6 +60,12 @@ pub enum EngineError {
 impl From<config::ConfigError> for EngineError {
     fn from(e: config::ConfigError) -> Self {
         EngineError::Config(Box::new(e))
+    }
+}
+
+impl From<berth_image::ImageError> for EngineError {
+    fn from(e: berth_image::ImageError) -> Self {
+        EngineError::Image(Box::new(e))
     }
 }
 
@@ -80,6 +96,15 @@ impl EngineError {
 pub struct Engine {
     pub config: Config,
     pub plugins: Plugins,
+    image_store: std::sync::OnceLock<berth_image::ImageStore>,
+    db: std::sync::OnceLock<std::sync::Mutex<db::Db>>,
+    /// Progress display for long image operations (set by the CLI on a terminal).
+    pub progress: std::sync::OnceLock<std::sync::Arc<dyn berth_image::Progress>>,
+}
+
+/// An exclusive lock file under `<root>/run/locks`, released on drop.
+pub struct LockGuard {
+    _file: std::fs::File,
 }
 
 impl Engine {
@@ -89,7 +114,41 @@ impl Engine {
         Ok(Engine {
             plugins: Plugins::new(config.clone()),
             config,
+            image_store: std::sync::OnceLock::new(),
+            db: std::sync::OnceLock::new(),
+            progress: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The records database (opened on first use).
+    pub fn db(&self) -> Result<std::sync::MutexGuard<'_, db::Db>, EngineError> {
+        if self.db.get().is_none() {
+            let db = db::Db::open(&self.config.root)?;
+            let _ = self.db.set(std::sync::Mutex::new(db));
+        }
+        let m = self
+            .db
+            .get()
+            .ok_or_else(|| EngineError::Invalid("database not open".into()))?;
+        Ok(m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Takes the named cross-process lock (blocking).
+    pub fn lock(&self, name: &str) -> Result<LockGuard, EngineError> {
+        use fs2::FileExt;
+        let dir = self.config.run_dir().join("locks");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(format!("opening lock {}", path.display()), e))?;
+        file.lock_exclusive()
+            .map_err(|e| EngineError::io(format!("locking {}", path.display()), e))?;
+        Ok(LockGuard { _file: file })
     }
 
     pub fn root(&self) -> &PathBuf {

@@ -1,0 +1,786 @@
+//! `berth build`: the executor on top of berth-dockerfile's parser and planner.
+//!
+//! Per stage: the base (`scratch`, an earlier stage, an image); per instruction a cache key
+//! chained from the previous one (instruction with expanded arguments, build args, and for
+//! COPY/ADD a hash of the copied files' content and metadata). Metadata instructions only
+//! change the image config. RUN runs the command with berth-runtime in a snapshot of the
+//! current layers (host network, documented); COPY/ADD write into a snapshot. The
+//! snapshot's diff becomes a layer blob in the image store and is committed in the storage
+//! driver under its chain ID, so the next step (and later `run`s) reuse it unpacked.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use berth_abi::ErrorKind;
+use berth_dockerfile::{
+    plan_with, Base, BuildPlan, CopySource, DockerIgnore, Dockerfile, InstructionKind,
+    PlanOptions, RunScript, ShellOrExec, StageEnv,
+};
+use berth_image::{chain_ids, Descriptor, Image, ImageConfiguration, Reference};
+use oci_spec::image::{Config, HistoryBuilder};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{container::new_id, Engine, EngineError};
+
+/// `berth build` flags.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// `-f`: a path, or the Dockerfile's text for `-f -`.
+    pub dockerfile: Option<PathBuf>,
+    pub dockerfile_text: Option<String>,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub quiet: bool,
+}
+
+/// Where build progress goes (the CLI prints it).
+pub trait BuildOutput {
+    fn line(&mut self, text: &str);
+}
+
+/// Prints BuildKit-style plain progress to stderr.
+pub struct PlainOutput;
+impl BuildOutput for PlainOutput {
+    fn line(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
+/// Discards progress (`-q`).
+pub struct QuietOutput;
+impl BuildOutput for QuietOutput {
+    fn line(&mut self, _: &str) {}
+}
+
+/// What the cache remembers for a step: the resulting config and layers.
+#[derive(Serialize, Deserialize, Clone)]
+struct StepState {
+    config: ImageConfiguration,
+    layers: Vec<Descriptor>,
+}
+
+struct StageState {
+    state: StepState,
+    env: StageEnv,
+    /// Cache key of the state so far.
+    key: String,
+}
+
+fn bad(file: &str, line: usize, msg: impl std::fmt::Display) -> EngineError {
+    EngineError::Invalid(format!("{file}:{line}: {msg}"))
+}
+
+fn sha(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.parse().ok()
+}
+
+fn timestamp() -> String {
+    match source_date_epoch() {
+        Some(s) => chrono::DateTime::from_timestamp(s, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+    }
+}
+
+/// Removes a snapshot (and its mount) when dropped, unless committed.
+struct Snapshot<'a> {
+    engine: &'a Engine,
+    key: String,
+    mount: PathBuf,
+    mounted: bool,
+    keep: bool,
+}
+
+impl<'a> Snapshot<'a> {
+    fn new(engine: &'a Engine, parent: Option<&str>, read_only: bool) -> Result<Snapshot<'a>, EngineError> {
+        let key = format!("build-{}", &new_id()[..20]);
+        let mount = engine.config.run_dir().join("build").join(&key);
+        std::fs::create_dir_all(&mount).map_err(|e| EngineError::io(format!("creating {}", mount.display()), e))?;
+        let storage = engine.plugins.storage()?;
+        storage
+            .prepare(&key, parent, read_only)
+            .map_err(|e| EngineError::plugin("preparing a build snapshot", e))?;
+        let mut s = Snapshot { engine, key, mount, mounted: false, keep: false };
+        storage
+            .mount(&s.key, &s.mount.display().to_string())
+            .map_err(|e| EngineError::plugin("mounting a build snapshot", e))?;
+        s.mounted = true;
+        Ok(s)
+    }
+
+    fn unmount(&mut self) -> Result<(), EngineError> {
+        if self.mounted {
+            self.engine
+                .plugins
+                .storage()?
+                .unmount(&self.key, &self.mount.display().to_string())
+                .map_err(|e| EngineError::plugin("unmounting a build snapshot", e))?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+        if !self.keep {
+            if let Ok(s) = self.engine.plugins.storage() {
+                let _ = s.remove(&self.key);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.mount);
+    }
+}
+
+impl Engine {
+    /// Runs a build; returns the image id.
+    pub fn build(&self, o: &BuildOptions, out: &mut dyn BuildOutput) -> Result<String, EngineError> {
+        let t_all = Instant::now();
+        let context = o
+            .context
+            .canonicalize()
+            .map_err(|e| EngineError::io(format!("build context {}", o.context.display()), e))?;
+        if !context.is_dir() {
+            return Err(EngineError::Invalid(format!("build context {} is not a directory", context.display())));
+        }
+        let (file_name, text) = match (&o.dockerfile_text, &o.dockerfile) {
+            (Some(t), _) => ("Dockerfile".to_string(), t.clone()),
+            (None, p) => {
+                let path = match p {
+                    Some(p) if p.is_absolute() => p.clone(),
+                    Some(p) => std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.clone()),
+                    None => context.join("Dockerfile"),
+                };
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
+                (path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), text)
+            }
+        };
+        let tags: Vec<Reference> = o.tags.iter().map(|t| Reference::parse(t)).collect::<Result<_, _>>()?;
+        let df = Dockerfile::parse(&file_name, &text).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let plan = plan_with(
+            &df,
+            &PlanOptions {
+                target: o.target.clone(),
+                build_args: o.build_args.clone(),
+                platform: None,
+            },
+        )
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        for w in &plan.warnings {
+            out.line(&format!("WARNING: {w:?}"));
+        }
+        if !plan.unused_build_args.is_empty() {
+            out.line(&format!(
+                "WARNING: build arguments not consumed by the Dockerfile: {}",
+                plan.unused_build_args.join(", ")
+            ));
+        }
+        let ignore = DockerIgnore::load(&context).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let _lease = self.images()?.lease()?;
+        let mut stages: BTreeMap<usize, StageState> = BTreeMap::new();
+        let mut step_no = 0usize;
+        for stage in &plan.stages {
+            let st = self.build_stage(&plan, stage, &stages, &context, &ignore, o, out, &mut step_no)?;
+            stages.insert(stage.index, st);
+        }
+        let target = plan
+            .target()
+            .and_then(|t| stages.get(&t.index))
+            .ok_or_else(|| EngineError::Invalid("the Dockerfile has no stage to build".into()))?;
+        let mut config = target.state.config.clone();
+        if !o.labels.is_empty() {
+            let mut c = config.config().clone().unwrap_or_default();
+            let mut labels = c.labels().clone().unwrap_or_default();
+            labels.extend(o.labels.clone());
+            c.set_labels(Some(labels));
+            config.set_config(Some(c));
+        }
+        config.set_created(Some(timestamp()));
+        step_no += 1;
+        out.line(&format!("#{step_no} exporting to image"));
+        let image = self
+            .images()?
+            .create_image(config, target.state.layers.clone(), &tags)?;
+        out.line(&format!("#{step_no} writing image {}", image.id));
+        for t in &tags {
+            out.line(&format!("#{step_no} naming to {}", t.familiar()));
+        }
+        out.line(&format!("#{step_no} DONE {:.1}s (build total {:.2}s)", 0.0, t_all.elapsed().as_secs_f64()));
+        Ok(image.id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_stage(
+        &self,
+        plan: &BuildPlan,
+        stage: &berth_dockerfile::PlannedStage,
+        done: &BTreeMap<usize, StageState>,
+        context: &Path,
+        ignore: &DockerIgnore,
+        o: &BuildOptions,
+        out: &mut dyn BuildOutput,
+        step_no: &mut usize,
+    ) -> Result<StageState, EngineError> {
+        let file = plan.file.clone();
+        let total = stage.instructions.len() + 1;
+        let label = |i: usize| match &stage.name {
+            Some(n) => format!("{n} {i}/{total}"),
+            None => format!("{i}/{total}"),
+        };
+        *step_no += 1;
+        let t = Instant::now();
+        let (state, key, base_env, base_workdir) = match &stage.base {
+            Base::Scratch => {
+                out.line(&format!("#{step_no} [{}] FROM scratch", label(1)));
+                let mut cfg = ImageConfiguration::default();
+                cfg.set_created(Some(timestamp()));
+                cfg.rootfs_mut().set_diff_ids(Vec::new());
+                cfg.set_history(Vec::new());
+                (StepState { config: cfg, layers: Vec::new() }, sha(&["scratch"]), Vec::new(), None)
+            }
+            Base::Stage(i) => {
+                let s = done
+                    .get(i)
+                    .ok_or_else(|| bad(&file, stage.line, format!("stage {i} was not built")))?;
+                out.line(&format!("#{step_no} [{}] FROM stage {i}", label(1)));
+                let c = s.state.config.config().clone().unwrap_or_default();
+                (
+                    s.state.clone(),
+                    s.key.clone(),
+                    c.env().clone().unwrap_or_default(),
+                    c.working_dir().clone(),
+                )
+            }
+            Base::Image(r) => {
+                out.line(&format!("#{step_no} [{}] FROM {r}", label(1)));
+                let img = self.images()?.resolve(r).map_err(|e| {
+                    bad(
+                        &file,
+                        stage.line,
+                        format!(
+                            "FROM {r}: base image not found locally ({e}); berth has no registry access: `berth load`/`berth import` it, or run `cargo xtask images` for the example's Debian bases"
+                        ),
+                    )
+                })?;
+                let c = img.config.config().clone().unwrap_or_default();
+                (
+                    StepState { config: img.config.clone(), layers: img.manifest.layers().clone() },
+                    sha(&["image", &img.id]),
+                    c.env().clone().unwrap_or_default(),
+                    c.working_dir().clone(),
+                )
+            }
+        };
+        out.line(&format!("#{step_no} DONE {:.1}s", t.elapsed().as_secs_f64()));
+        let env = plan
+            .stage_env(stage)
+            .with_base(&base_env, base_workdir.as_deref(), None);
+        let mut st = StageState { state, env, key };
+        for (i, ins) in stage.instructions.iter().enumerate() {
+            *step_no += 1;
+            let t = Instant::now();
+            out.line(&format!("#{step_no} [{}] {}", label(i + 2), ins.original.trim()));
+            let kind = st.env.apply(ins).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let args_key: String = st
+                .env
+                .args()
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let from_base = match &kind {
+                InstructionKind::Copy(c) | InstructionKind::Add(c) => match &c.from {
+                    Some(f) => Some(
+                        plan.resolve_from(stage.index, f, ins.line, "COPY --from")
+                            .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                    ),
+                    None => None,
+                },
+                _ => None,
+            };
+            let cached = self.step(&mut st, ins.line, &kind, &file, &args_key, done, context, ignore, o, out, *step_no, from_base.as_ref())?;
+            out.line(&format!(
+                "#{step_no} {} {:.1}s",
+                if cached { "CACHED" } else { "DONE" },
+                t.elapsed().as_secs_f64()
+            ));
+            let _ = (ins, &kind);
+        }
+        Ok(st)
+    }
+
+    /// One instruction. Returns whether it was a cache hit.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        st: &mut StageState,
+        line: usize,
+        kind: &InstructionKind,
+        file: &str,
+        args_key: &str,
+        done: &BTreeMap<usize, StageState>,
+        context: &Path,
+        ignore: &DockerIgnore,
+        o: &BuildOptions,
+        out: &mut dyn BuildOutput,
+        step_no: usize,
+        from_base: Option<&Base>,
+    ) -> Result<bool, EngineError> {
+        let desc = format!("{kind:?}");
+        let mut cfg = st.state.config.config().clone().unwrap_or_default();
+        let created_by = |s: &str| s.to_string();
+        let meta = |st: &mut StageState, cfg: Config, by: String| {
+            st.state.config.set_config(Some(cfg));
+            push_history(&mut st.state.config, &by, true);
+            st.key = sha(&[&st.key, &desc, args_key]);
+        };
+        match kind {
+            InstructionKind::Env(_) => {
+                cfg.set_env(Some(st.env.image_env()));
+                meta(st, cfg, created_by(&format!("ENV {desc}")));
+            }
+            InstructionKind::Workdir(_) => {
+                cfg.set_working_dir(Some(st.env.workdir().to_string()));
+                meta(st, cfg, format!("WORKDIR {}", st.env.workdir()));
+            }
+            InstructionKind::User(u) => {
+                cfg.set_user(Some(u.clone()));
+                meta(st, cfg, format!("USER {u}"));
+            }
+            InstructionKind::Cmd(c) => {
+                cfg.set_cmd(Some(self.command_vec(&st.env, c)));
+                meta(st, cfg, format!("CMD {:?}", self.command_vec(&st.env, c)));
+            }
+            InstructionKind::Entrypoint(c) => {
+                let v = self.command_vec(&st.env, c);
+                cfg.set_entrypoint(Some(v.clone()));
+                // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
+                cfg.set_cmd(None);
+                meta(st, cfg, format!("ENTRYPOINT {v:?}"));
+            }
+            InstructionKind::Expose(ports) => {
+                let mut e = cfg.exposed_ports().clone().unwrap_or_default();
+                for p in ports {
+                    let p = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
+                    if !e.contains(&p) {
+                        e.push(p);
+                    }
+                }
+                cfg.set_exposed_ports(Some(e));
+                meta(st, cfg, format!("EXPOSE {}", ports.join(" ")));
+            }
+            InstructionKind::Volume(v) => {
+                let mut vs = cfg.volumes().clone().unwrap_or_default();
+                for p in v {
+                    if !vs.contains(p) {
+                        vs.push(p.clone());
+                    }
+                }
+                cfg.set_volumes(Some(vs));
+                meta(st, cfg, format!("VOLUME {v:?}"));
+            }
+            InstructionKind::Label(kvs) => {
+                let mut l = cfg.labels().clone().unwrap_or_default();
+                for kv in kvs {
+                    l.insert(kv.key.clone(), kv.value.clone());
+                }
+                cfg.set_labels(Some(l));
+                meta(st, cfg, format!("LABEL {desc}"));
+            }
+            InstructionKind::Maintainer(m) => {
+                let mut l = cfg.labels().clone().unwrap_or_default();
+                l.insert("maintainer".into(), m.clone());
+                cfg.set_labels(Some(l));
+                meta(st, cfg, format!("MAINTAINER {m}"));
+            }
+            InstructionKind::StopSignal(s) => {
+                cfg.set_stop_signal(Some(s.clone()));
+                meta(st, cfg, format!("STOPSIGNAL {s}"));
+            }
+            InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
+                st.key = sha(&[&st.key, &desc, args_key]);
+            }
+            InstructionKind::Healthcheck(_) | InstructionKind::Onbuild { .. } => {
+                // Recorded in the history (the OCI config has no field for them).
+                meta(st, cfg, desc.clone());
+            }
+            InstructionKind::From { .. } => {}
+            InstructionKind::Run(r) => {
+                let argv = match r.script() {
+                    RunScript::Exec(v) => v,
+                    RunScript::Shell(s) => st.env.shell_command(&s),
+                    RunScript::File { content, .. } => st.env.shell_command(&content),
+                };
+                let key = sha(&[&st.key, "RUN", &argv.join("\u{1}"), args_key]);
+                if self.cache_hit(st, &key, o)? {
+                    return Ok(true);
+                }
+                let by = format!("RUN {}", argv.join(" "));
+                let run_env = st_env_pairs(&st.env);
+                let workdir = st.env.workdir().to_string();
+                self.layer_step(st, &by, |root| self.run_in(root, run_env, &cfg, &argv, &workdir, out, step_no))
+                    .map_err(|e| match e {
+                        EngineError::Invalid(m) if m.starts_with("process") => bad(file, line, m),
+                        other => other,
+                    })?;
+                st.key = key.clone();
+                self.cache_store(&key, &st.state)?;
+            }
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+                let is_add = matches!(kind, InstructionKind::Add(_));
+                // Where sources come from: an earlier stage, or an image.
+                let from_stage: Option<&StageState> = match from_base {
+                    Some(Base::Stage(i)) => Some(done.get(i).ok_or_else(|| {
+                        bad(file, line, format!("COPY --from: stage {i} was not built before this one"))
+                    })?),
+                    _ => None,
+                };
+                let from_image: Option<Image> = match (from_base, from_stage) {
+                    (Some(Base::Image(f)), None) => Some(self.images()?.resolve(f).map_err(|e| {
+                        bad(file, line, format!("COPY --from={f}: not a stage of this Dockerfile nor a local image ({e})"))
+                    })?),
+                    _ => None,
+                };
+                let content_key = match (from_stage, &from_image) {
+                    (Some(s), _) => sha(&["stage", &s.key]),
+                    (None, Some(img)) => sha(&["image", &img.id]),
+                    (None, None) => hash_sources(context, ignore, &c.sources).map_err(|e| bad(file, line, e))?,
+                };
+                let key = sha(&[&st.key, &desc, &content_key, args_key]);
+                if self.cache_hit(st, &key, o)? {
+                    return Ok(true);
+                }
+                let by = format!("{} {}", if is_add { "ADD" } else { "COPY" }, desc_short(c));
+                // The source root: context dir, or a read-only view of a stage/image.
+                let view_parent: Option<String> = match (from_stage, &from_image) {
+                    (Some(s), _) => {
+                        self.ensure_state_layers(&s.state)?;
+                        state_chain(&s.state)
+                    }
+                    (None, Some(img)) => self.ensure_layers(img)?,
+                    (None, None) => None,
+                };
+                let view = if c.from.is_some() {
+                    Some(Snapshot::new(self, view_parent.as_deref(), true)?)
+                } else {
+                    None
+                };
+                let src_root = view.as_ref().map(|v| v.mount.clone()).unwrap_or_else(|| context.to_path_buf());
+                let workdir = st.env.workdir().to_string();
+                let chown = c.chown.clone();
+                let chmod = c.chmod.clone();
+                let dest = c.dest.clone();
+                let sources = c.sources.clone();
+                let use_ignore = c.from.is_none();
+                self.layer_step(st, &by, |root| {
+                    crate::copy::copy_into(
+                        &src_root,
+                        if use_ignore { Some(ignore) } else { None },
+                        &sources,
+                        root,
+                        &dest,
+                        &workdir,
+                        chown.as_deref(),
+                        chmod.as_deref(),
+                        is_add,
+                    )
+                    .map_err(|e| bad(file, line, e))
+                })?;
+                drop(view);
+                st.key = key.clone();
+                self.cache_store(&key, &st.state)?;
+            }
+        }
+        Ok(false)
+    }
+
+    fn command_vec(&self, env: &StageEnv, c: &ShellOrExec) -> Vec<String> {
+        match c {
+            ShellOrExec::Exec(v) => v.clone(),
+            ShellOrExec::Shell(s) => env.shell_command(s),
+        }
+    }
+
+    fn cache_hit(&self, st: &mut StageState, key: &str, o: &BuildOptions) -> Result<bool, EngineError> {
+        if o.no_cache {
+            return Ok(false);
+        }
+        let Some(json) = self.db()?.cache_get(key)? else {
+            return Ok(false);
+        };
+        let Ok(state) = serde_json::from_str::<StepState>(&json) else {
+            return Ok(false);
+        };
+        // Every layer blob must still be in the store (rmi may have collected it).
+        for l in &state.layers {
+            let p = self.images()?.blob_path(&l.digest().to_string())?;
+            if !p.exists() {
+                return Ok(false);
+            }
+        }
+        st.state = state;
+        st.key = key.to_string();
+        Ok(true)
+    }
+
+    fn cache_store(&self, key: &str, state: &StepState) -> Result<(), EngineError> {
+        let json = serde_json::to_string(state).map_err(|e| EngineError::Invalid(format!("build cache: {e}")))?;
+        self.db()?.cache_put(key, &json, &chrono::Utc::now().to_rfc3339())
+    }
+
+    /// Makes sure the state's layers are unpacked in the storage driver.
+    fn ensure_state_layers(&self, state: &StepState) -> Result<Option<String>, EngineError> {
+        if state.layers.is_empty() {
+            return Ok(None);
+        }
+        let manifest = oci_spec::image::ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .config(state.layers[0].clone())
+            .layers(state.layers.clone())
+            .build()
+            .map_err(|e| EngineError::Invalid(format!("build state: {e}")))?;
+        let img = Image {
+            id: "build-state".into(),
+            manifest_digest: String::new(),
+            manifest,
+            config: state.config.clone(),
+            tags: Vec::new(),
+            size: 0,
+        };
+        self.ensure_layers(&img)
+    }
+
+    /// Runs `f` on a writable snapshot of the current state, then turns the snapshot's
+    /// changes into a new layer of the state.
+    fn layer_step(
+        &self,
+        st: &mut StageState,
+        created_by: &str,
+        f: impl FnOnce(&Path) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let parent = self.ensure_state_layers(&st.state)?;
+        let mut snap = Snapshot::new(self, parent.as_deref(), false)?;
+        f(&snap.mount)?;
+        snap.unmount()?;
+        let storage = self.plugins.storage()?;
+        // The diff goes to a temp file, then into the store as an uncompressed layer.
+        let tmp_dir = self.config.run_dir().join("build");
+        let tmp = tmp_dir.join(format!("{}.tar", snap.key));
+        let result = (|| -> Result<Descriptor, EngineError> {
+            let mut f = std::fs::File::create(&tmp).map_err(|e| EngineError::io(format!("creating {}", tmp.display()), e))?;
+            storage
+                .diff(&snap.key, &mut f, source_date_epoch())
+                .map_err(|e| EngineError::plugin("computing the layer diff", e))?;
+            f.flush().map_err(|e| EngineError::io("writing the layer diff", e))?;
+            let mut f = std::fs::File::open(&tmp).map_err(|e| EngineError::io("reading the layer diff", e))?;
+            Ok(self.images()?.write_blob(&mut f, "application/vnd.oci.image.layer.v1.tar")?)
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        let desc = result?;
+        let diff_id = desc.digest().to_string();
+        let mut diff_ids = st.state.config.rootfs().diff_ids().clone();
+        diff_ids.push(diff_id);
+        let chain = chain_ids(&diff_ids).last().cloned().unwrap_or_default();
+        match storage.commit(&snap.key, &chain) {
+            Ok(_) => snap.keep = true,
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(EngineError::plugin("committing a build layer", e)),
+        }
+        drop(snap);
+        st.state.config.rootfs_mut().set_diff_ids(diff_ids);
+        st.state.layers.push(desc);
+        push_history(&mut st.state.config, created_by, false);
+        Ok(())
+    }
+
+    /// Runs a RUN command in `root` (host network; output streamed with the step number).
+    #[allow(clippy::too_many_arguments)]
+    fn run_in(
+        &self,
+        root: &Path,
+        env: Vec<String>,
+        cfg: &Config,
+        argv: &[String],
+        workdir: &str,
+        out: &mut dyn BuildOutput,
+        step_no: usize,
+    ) -> Result<(), EngineError> {
+        let etc_dir = self.config.run_dir().join("build");
+        let mut etc = Vec::new();
+        for f in ["resolv.conf", "hosts"] {
+            let host = PathBuf::from("/etc").join(f);
+            if host.exists() {
+                etc.push((host, format!("/etc/{f}")));
+            }
+        }
+        let _ = etc_dir;
+        let spec = berth_runtime::ContainerSpec {
+            id: format!("build-{}", &new_id()[..12]),
+            rootfs: root.to_path_buf(),
+            hostname: "berth-build".into(),
+            process: berth_runtime::ProcessSpec {
+                args: argv.to_vec(),
+                env,
+                cwd: workdir.to_string(),
+                user: cfg.user().clone().unwrap_or_default(),
+                tty: false,
+            },
+            mounts: Vec::new(),
+            etc_files: etc,
+            network: berth_runtime::NetworkMode::Host,
+            readonly_rootfs: false,
+            privileged: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            no_new_privileges: true,
+            init: false,
+            masked_paths: None,
+            readonly_paths: None,
+        };
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| EngineError::io("creating a pipe", e.into()))?;
+        let w2 = w.try_clone().map_err(|e| EngineError::io("duplicating a pipe", e))?;
+        let created = berth_runtime::create(
+            &spec,
+            berth_runtime::Stdio::Fds { stdin: None, stdout: w, stderr: w2 },
+        )
+        .map_err(|e| EngineError::Invalid(format!("starting the RUN command: {e}")))?;
+        let started = match created.start() {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(EngineError::Invalid(format!(
+                    "process \"{}\" did not complete successfully: {e}",
+                    argv.join(" ")
+                )))
+            }
+        };
+        let t0 = Instant::now();
+        let mut reader = std::fs::File::from(r);
+        let mut buf = [0u8; 8192];
+        let mut pending = Vec::new();
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                out.line(&format!(
+                    "#{step_no} {:.3} {}",
+                    t0.elapsed().as_secs_f64(),
+                    String::from_utf8_lossy(&line[..line.len() - 1])
+                ));
+            }
+        }
+        if !pending.is_empty() {
+            out.line(&format!("#{step_no} {:.3} {}", t0.elapsed().as_secs_f64(), String::from_utf8_lossy(&pending)));
+        }
+        let _ = reader.as_raw_fd();
+        let code = started
+            .wait()
+            .map_err(|e| EngineError::Invalid(format!("waiting for the RUN command: {e}")))?
+            .code();
+        if code != 0 {
+            return Err(EngineError::Invalid(format!(
+                "process \"{}\" did not complete successfully: exit code: {code}",
+                argv.join(" ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn st_env_pairs(env: &StageEnv) -> Vec<String> {
+    env.run_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+fn state_chain(state: &StepState) -> Option<String> {
+    chain_ids(state.config.rootfs().diff_ids()).last().cloned()
+}
+
+fn push_history(config: &mut ImageConfiguration, created_by: &str, empty: bool) {
+    let mut b = HistoryBuilder::default()
+        .created(timestamp())
+        .created_by(created_by.to_string())
+        .comment("berth build".to_string());
+    if empty {
+        b = b.empty_layer(true);
+    }
+    if let Ok(h) = b.build() {
+        let mut hist = config.history().clone();
+        hist.push(h);
+        config.set_history(hist);
+    }
+}
+
+fn desc_short(c: &berth_dockerfile::Copy) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(f) = &c.from {
+        parts.push(format!("--from={f}"));
+    }
+    for s in &c.sources {
+        match s {
+            CopySource::Path(p) => parts.push(p.clone()),
+            CopySource::Heredoc(h) => parts.push(format!("<<{}", h.name)),
+        }
+    }
+    parts.push(c.dest.clone());
+    parts.join(" ")
+}
+
+/// Content hash of COPY sources in the context (paths, modes, link targets, contents).
+fn hash_sources(context: &Path, ignore: &DockerIgnore, sources: &[CopySource]) -> Result<String, String> {
+    let mut h = Sha256::new();
+    for s in sources {
+        match s {
+            CopySource::Heredoc(d) => {
+                h.update(b"heredoc\0");
+                h.update(d.content.as_bytes());
+            }
+            CopySource::Path(p) => {
+                for (rel, abs) in crate::copy::expand_sources(context, p, Some(ignore))? {
+                    crate::copy::walk(&abs, &rel, Some(ignore), &mut |rel, path, md| {
+                        use std::os::unix::fs::MetadataExt;
+                        h.update(rel.as_bytes());
+                        h.update(md.mode().to_le_bytes());
+                        if md.file_type().is_symlink() {
+                            if let Ok(t) = std::fs::read_link(path) {
+                                h.update(t.as_os_str().as_encoded_bytes());
+                            }
+                        } else if md.is_file() {
+                            let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                            std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", path.display()))?;
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}

@@ -1,0 +1,350 @@
+//! Container lifecycle commands that act on records: start (detached), stop, kill,
+//! remove, wait, pause/unpause, update, and the repair of records whose supervisor died.
+
+use std::{
+    os::unix::process::CommandExt,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use berth_abi::{DetachRequest, ErrorKind};
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+use crate::{
+    container::{ContainerRecord, LimitsConfig, State},
+    supervise::stopped_marker,
+    Engine, EngineError,
+};
+
+/// Parses `SIGTERM`, `TERM`, `15`.
+pub fn parse_signal(s: &str) -> Result<Signal, EngineError> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<Signal>()
+        .map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")))
+}
+
+fn alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // A zombie still "exists" for kill(0); look at its state.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s[i + 2..].chars().next())
+            .is_some_and(|st| st != 'Z' && st != 'X'),
+        Err(_) => false,
+    }
+}
+
+impl Engine {
+    /// Marks records whose supervisor died (crash, reboot) as exited and cleans what they
+    /// left: the mount, the cgroup, the network attachment. Safe to run any time.
+    pub fn reconcile(&self) -> Result<(), EngineError> {
+        let list = self.db()?.list()?;
+        for c in list.into_iter().filter(|c| c.state.is_live()) {
+            if alive(c.monitor_pid) || alive(c.pid) {
+                continue;
+            }
+            tracing::info!(container = %c.name, "supervisor gone; marking exited and cleaning up");
+            self.cleanup_runtime(&c);
+            self.db()?.set_exited(
+                &c.id,
+                255,
+                false,
+                &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "the container's supervisor exited unexpectedly",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Idempotent cleanup of everything a start creates.
+    pub(crate) fn cleanup_runtime(&self, c: &ContainerRecord) {
+        if let Ok(net) = self.plugins.network() {
+            for a in &c.network.networks {
+                let _ = net.detach(&DetachRequest {
+                    container_id: c.id.clone().into(),
+                    netns_path: String::new().into(),
+                    network: a.network.clone().into(),
+                    ifname: a.ifname.clone().into(),
+                });
+            }
+        }
+        if let Ok(iso) = self.plugins.isolator() {
+            let _ = iso.destroy(&c.id);
+        }
+        if let Ok(st) = self.plugins.storage() {
+            let rootfs = self.container_dir(&c.id).join("rootfs");
+            let _ = st.unmount(&c.id, &rootfs.display().to_string());
+        }
+    }
+
+    /// `start`/`run -d`: spawns the monitor (`berth __monitor ID`) in its own session and
+    /// waits until it reports the process running, or why it could not start.
+    pub fn start_detached(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        if rec.state.is_live() {
+            return Ok(());
+        }
+        let exe = std::env::current_exe()
+            .map_err(|e| EngineError::io("finding the berth executable", e))?;
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| EngineError::io("creating a pipe", e.into()))?;
+        let config = serde_json::to_string(&self.config)
+            .map_err(|e| EngineError::Invalid(format!("serialising config: {e}")))?;
+        let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
+        let mut cmd = Command::new(exe);
+        cmd.arg("__monitor")
+            .arg(&rec.id)
+            .env("BERTH_MONITOR_CONFIG", config)
+            .env("BERTH_READY_FD", "3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: between fork and exec we only call async-signal-safe functions
+        // (setsid, dup2, fcntl).
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if libc::dup2(wfd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| EngineError::io("starting the container monitor", e))?;
+        drop(w);
+        let mut msg = String::new();
+        use std::io::Read;
+        let _ = std::fs::File::from(r).read_to_string(&mut msg);
+        // The monitor lives on (reparented to init once we exit); don't reap it here.
+        std::mem::forget(child.stdin.take());
+        let msg = msg.trim();
+        if msg == "ok" {
+            return Ok(());
+        }
+        let _ = child.try_wait();
+        if let Some(err) = msg.strip_prefix("err ") {
+            return Err(EngineError::Invalid(err.to_string()));
+        }
+        Err(EngineError::Invalid(
+            "the container monitor exited before starting the container (see `berth logs` and RUST_LOG=debug)".into(),
+        ))
+    }
+
+    /// Sends `signal` to the container's main process (`berth kill`).
+    pub fn signal(&self, rec: &ContainerRecord, signal: Signal) -> Result<(), EngineError> {
+        if !rec.state.is_live() || rec.pid <= 0 {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                rec.name
+            )));
+        }
+        let _ = std::fs::write(stopped_marker(&self.container_dir(&rec.id)), b"");
+        if signal == Signal::SIGKILL {
+            if let Ok(iso) = self.plugins.isolator() {
+                let _ = iso.thaw(&rec.id);
+                if iso.kill(&rec.id, libc::SIGKILL).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        kill(Pid::from_raw(rec.pid), signal)
+            .map_err(|e| EngineError::io(format!("signalling {}", rec.name), e.into()))
+    }
+
+    /// Waits until the record is no longer live (the supervisor recorded the exit).
+    pub fn wait_exit(&self, id: &str, timeout: Option<Duration>) -> Result<ContainerRecord, EngineError> {
+        let start = Instant::now();
+        let mut sleep = Duration::from_millis(2);
+        loop {
+            let rec = self
+                .db()?
+                .get(id)?
+                .ok_or_else(|| EngineError::NotFound(format!("no such container: {id}")))?;
+            if !rec.state.is_live() {
+                return Ok(rec);
+            }
+            if !alive(rec.monitor_pid) && !alive(rec.pid) {
+                self.reconcile()?;
+                continue;
+            }
+            if timeout.is_some_and(|t| start.elapsed() >= t) {
+                return Ok(rec);
+            }
+            std::thread::sleep(sleep);
+            sleep = (sleep * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// `berth stop`: the stop signal, then SIGKILL after `timeout` seconds.
+    pub fn stop(&self, rec: &ContainerRecord, timeout: Option<u32>) -> Result<(), EngineError> {
+        if !rec.state.is_live() {
+            return Ok(());
+        }
+        let _ = std::fs::write(stopped_marker(&self.container_dir(&rec.id)), b"");
+        if rec.state == State::Paused {
+            if let Ok(iso) = self.plugins.isolator() {
+                let _ = iso.thaw(&rec.id);
+            }
+        }
+        let sig = parse_signal(&rec.config.stop_signal).unwrap_or(Signal::SIGTERM);
+        let t = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let _ = kill(Pid::from_raw(rec.pid), sig);
+        let r = self.wait_exit(&rec.id, Some(Duration::from_secs(t as u64)))?;
+        if r.state.is_live() {
+            let _ = self.signal(&r, Signal::SIGKILL);
+            let r = self.wait_exit(&rec.id, Some(Duration::from_secs(30)))?;
+            if r.state.is_live() {
+                return Err(EngineError::Invalid(format!(
+                    "container {} did not exit after SIGKILL",
+                    rec.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `berth rm`: refuses a running container unless `force`; `volumes` also removes its
+    /// anonymous volumes.
+    pub fn remove_container(&self, id: &str, force: bool, volumes: bool) -> Result<(), EngineError> {
+        let Some(rec) = self.db()?.get(id)? else {
+            return Ok(());
+        };
+        if rec.state.is_live() && std::process::id() as i32 != rec.monitor_pid {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is {}: stop the container before attempting removal or force remove",
+                    rec.name,
+                    rec.state.as_str()
+                )));
+            }
+            let _ = self.signal(&rec, Signal::SIGKILL);
+            self.wait_exit(id, Some(Duration::from_secs(30)))?;
+        }
+        self.cleanup_runtime(&rec);
+        if let Ok(st) = self.plugins.storage() {
+            match st.remove(id) {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::plugin(format!("removing the filesystem of {}", rec.name), e)),
+            }
+        }
+        let dir = self.container_dir(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| EngineError::io(format!("removing {}", dir.display()), e))?;
+        }
+        self.db()?.delete(id)?;
+        if volumes {
+            let anon: Vec<String> = self
+                .db()?
+                .volumes()?
+                .into_iter()
+                .filter(|(_, _, anon)| *anon)
+                .map(|(n, _, _)| n)
+                .collect();
+            for m in rec.config.mounts.iter().filter(|m| m.kind == "volume") {
+                if anon.contains(&m.source) && !self.volume_in_use(&m.source)? {
+                    self.remove_volume_data(&m.source)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn volume_in_use(&self, name: &str) -> Result<bool, EngineError> {
+        Ok(self
+            .db()?
+            .list()?
+            .iter()
+            .any(|c| c.config.mounts.iter().any(|m| m.kind == "volume" && m.source == name)))
+    }
+
+    pub fn remove_volume_data(&self, name: &str) -> Result<(), EngineError> {
+        let dir = self.config.root.join("volumes").join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| EngineError::io(format!("removing volume {}", dir.display()), e))?;
+        }
+        self.db()?.volume_delete(name)?;
+        Ok(())
+    }
+
+    pub fn pause(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        match rec.state {
+            State::Running => {}
+            State::Paused => {
+                return Err(EngineError::Conflict(format!("container {} is already paused", rec.name)))
+            }
+            _ => return Err(EngineError::Conflict(format!("container {} is not running", rec.name))),
+        }
+        self.plugins
+            .isolator()?
+            .freeze(&rec.id)
+            .map_err(|e| EngineError::plugin(format!("pausing {}", rec.name), e))?;
+        self.db()?.set_state(&rec.id, State::Paused)
+    }
+
+    pub fn unpause(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        if rec.state != State::Paused {
+            return Err(EngineError::Conflict(format!("container {} is not paused", rec.name)));
+        }
+        self.plugins
+            .isolator()?
+            .thaw(&rec.id)
+            .map_err(|e| EngineError::plugin(format!("unpausing {}", rec.name), e))?;
+        self.db()?.set_state(&rec.id, State::Running)
+    }
+
+    /// `berth update`: new limits, applied live when running.
+    pub fn update_limits(&self, rec: &ContainerRecord, limits: &LimitsConfig) -> Result<(), EngineError> {
+        if rec.state.is_live() {
+            self.plugins
+                .isolator()?
+                .update(&rec.id, &limits.to_abi())
+                .map_err(|e| EngineError::plugin(format!("updating {}", rec.name), e))?;
+        }
+        let mut config = rec.config.clone();
+        let l = &mut config.limits;
+        macro_rules! take {
+            ($f:ident) => {
+                if limits.$f.is_some() {
+                    l.$f = limits.$f.clone();
+                }
+            };
+        }
+        take!(memory);
+        take!(memory_swap);
+        take!(memory_reservation);
+        take!(cpu_quota);
+        take!(cpu_shares);
+        take!(cpuset_cpus);
+        take!(cpuset_mems);
+        take!(pids);
+        take!(blkio_weight);
+        self.db()?.update_config(&rec.id, &config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("kill").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("SIGNOPE").is_err());
+    }
+}

@@ -1,0 +1,655 @@
+//! Starting and supervising a container: the role conmon plays for podman.
+//!
+//! The supervisor is either the `berth run` process itself (foreground) or a small monitor
+//! process (`berth run -d`, `berth start`: `berth __monitor ID`, detached with setsid). It
+//! mounts the snapshot, creates the cgroup, starts the process through berth-runtime,
+//! attaches the network while the process waits at its sync point, then owns the
+//! container's stdio (writing the JSON log), reaps the process, records the exit, cleans up
+//! (network, cgroup, mount) and honours `--rm` and `--restart`.
+
+use std::{
+    io::Write,
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    path::{Path, PathBuf},
+};
+
+use berth_abi::{AttachRequest, DetachRequest, ErrorKind, PortMapping, Protocol};
+use nix::{
+    poll::{poll, PollFd, PollFlags, PollTimeout},
+    sys::signal::{SigSet, Signal},
+};
+
+use crate::{
+    container::{AttachedNetwork, ContainerRecord, NetworkState, PortConfig, State},
+    logs::LogWriter,
+    rt, Engine, EngineError,
+};
+
+/// How the container's stdio is wired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// `run` in the foreground: stream output to our stdout/stderr (and the log); with
+    /// `interactive`, our stdin is the container's.
+    Foreground,
+    /// A detached monitor: output only to the log.
+    Detached,
+}
+
+/// The outcome of one start.
+#[derive(Debug, Clone)]
+pub struct ExitInfo {
+    /// Docker's exit code (128+N for signal N, 126/127 for exec failures).
+    pub code: i32,
+    pub oom_killed: bool,
+    /// Why the process could not start, if it did not.
+    pub error: Option<String>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Marker written by `stop`/`kill` so the restart policy knows the user stopped it.
+pub fn stopped_marker(dir: &Path) -> PathBuf {
+    dir.join("stopped-by-user")
+}
+
+/// Everything set up for one start that must be undone after it.
+struct Setup {
+    rootfs: PathBuf,
+    cgroup: bool,
+    networks: Vec<AttachedNetwork>,
+}
+
+impl Engine {
+    /// Starts `rec` and supervises it until it exits (and, in detached mode, until the
+    /// restart policy gives up). `ready` is told once the process runs (or failed to).
+    pub fn supervise(
+        &self,
+        rec: &ContainerRecord,
+        mode: IoMode,
+        mut ready: Option<&mut dyn FnMut(Result<(), String>)>,
+    ) -> Result<ExitInfo, EngineError> {
+        let dir = self.container_dir(&rec.id);
+        let _ = std::fs::remove_file(stopped_marker(&dir));
+        let mut delay_ms = 100u64;
+        loop {
+            let rec = self.db()?.get(&rec.id)?.ok_or_else(|| {
+                EngineError::NotFound(format!("container {} disappeared", rec.id))
+            })?;
+            let outcome = self.run_once(&rec, mode, &mut ready);
+            let info = match outcome {
+                Ok(i) => i,
+                Err(e) => {
+                    self.db()?
+                        .set_exited(&rec.id, 125, false, &now(), &e.to_string())?;
+                    if rec.config.auto_remove {
+                        let _ = self.remove_container(&rec.id, true, true);
+                    }
+                    return Err(e);
+                }
+            };
+            self.db()?.set_exited(
+                &rec.id,
+                info.code,
+                info.oom_killed,
+                &now(),
+                info.error.as_deref().unwrap_or(""),
+            )?;
+            if info.error.is_some() || mode == IoMode::Foreground {
+                if rec.config.auto_remove {
+                    self.remove_container(&rec.id, true, true)?;
+                }
+                return Ok(info);
+            }
+            let stopped = stopped_marker(&dir).exists();
+            let policy = rec.config.restart.as_str();
+            let restart = match policy.split_once(':').map(|(p, _)| p).unwrap_or(policy) {
+                "always" => !stopped,
+                "unless-stopped" => !stopped,
+                "on-failure" => {
+                    let max: i64 = policy
+                        .split_once(':')
+                        .and_then(|(_, n)| n.parse().ok())
+                        .unwrap_or(i64::MAX);
+                    !stopped && info.code != 0 && rec.restart_count < max
+                }
+                _ => false,
+            };
+            if !restart {
+                if rec.config.auto_remove {
+                    self.remove_container(&rec.id, true, true)?;
+                }
+                return Ok(info);
+            }
+            self.db()?.set_state(&rec.id, State::Restarting)?;
+            self.db()?.bump_restart(&rec.id)?;
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            delay_ms = (delay_ms * 2).min(10_000);
+            if stopped_marker(&dir).exists() {
+                return Ok(info);
+            }
+        }
+    }
+
+    fn run_once(
+        &self,
+        rec: &ContainerRecord,
+        mode: IoMode,
+        ready: &mut Option<&mut dyn FnMut(Result<(), String>)>,
+    ) -> Result<ExitInfo, EngineError> {
+        let mut setup = Setup {
+            rootfs: self.container_dir(&rec.id).join("rootfs"),
+            cgroup: false,
+            networks: Vec::new(),
+        };
+        let r = self.run_process(rec, mode, ready, &mut setup);
+        if let Err(e) = &r {
+            if let Some(f) = ready.as_mut() {
+                f(Err(e.to_string()));
+            }
+        }
+        let oom = self.teardown(rec, &setup);
+        r.map(|mut i| {
+            i.oom_killed |= oom;
+            i
+        })
+    }
+
+    fn run_process(
+        &self,
+        rec: &ContainerRecord,
+        mode: IoMode,
+        ready: &mut Option<&mut dyn FnMut(Result<(), String>)>,
+        setup: &mut Setup,
+    ) -> Result<ExitInfo, EngineError> {
+        let dir = self.container_dir(&rec.id);
+        let storage = self.plugins.storage()?;
+        std::fs::create_dir_all(&setup.rootfs)
+            .map_err(|e| EngineError::io(format!("creating {}", setup.rootfs.display()), e))?;
+        storage
+            .mount(&rec.id, &setup.rootfs.display().to_string())
+            .map_err(|e| EngineError::plugin("mounting the container's filesystem", e))?;
+
+        let hostname = if rec.config.hostname.is_empty() {
+            rec.short_id().to_string()
+        } else {
+            rec.config.hostname.clone()
+        };
+        let etc = self.write_etc_files(rec, &hostname, &[])?;
+
+        // Network mode for the runtime.
+        let net = rec.config.network.as_str();
+        let netmode = match net {
+            "host" => rt::Net::Host,
+            n if n.starts_with("container:") => {
+                let other = self.db()?.resolve(&n["container:".len()..])?;
+                if !other.state.is_live() || other.pid <= 0 {
+                    return Err(EngineError::Invalid(format!(
+                        "cannot join the network of {}: it is not running",
+                        other.name
+                    )));
+                }
+                rt::Net::Join(PathBuf::from(format!("/proc/{}/ns/net", other.pid)))
+            }
+            _ => rt::Net::New,
+        };
+
+        // Cgroup first, so a limit the host can't enforce fails before anything runs.
+        let isolator = self.plugins.isolator();
+        match &isolator {
+            Ok(iso) => {
+                iso.create(&rec.id, &rec.config.limits.to_abi())
+                    .map_err(|e| EngineError::plugin("creating the container's cgroup", e))?;
+                setup.cgroup = true;
+            }
+            Err(e) if rec.config.limits.is_empty() => {
+                tracing::warn!("no isolator: {e}; running without resource control");
+            }
+            Err(e) => return Err(EngineError::Invalid(format!("resource limits need an isolator: {e}"))),
+        }
+
+        let mounts = self.resolve_mounts(rec)?;
+        let created = rt::create(self, rec, &setup.rootfs, &hostname, &etc, &mounts, netmode, mode)?;
+        let pid = created.pid();
+        let attach = (|| -> Result<(), EngineError> {
+            if let Ok(iso) = &isolator {
+                if setup.cgroup {
+                    iso.add_process(&rec.id, pid)
+                        .map_err(|e| EngineError::plugin("placing the process in its cgroup", e))?;
+                }
+            }
+            if !matches!(net, "none" | "host") && !net.starts_with("container:") {
+                let a = self.attach_network(rec, pid, net)?;
+                setup.networks.push(a);
+                // Now the address is known: rewrite /etc/hosts (bind-mounted, same inode).
+                self.write_etc_files(rec, &hostname, &setup.networks)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = attach {
+            created.abort();
+            return Err(e);
+        }
+        let network_state = NetworkState {
+            networks: setup.networks.clone(),
+        };
+        let (started, io) = match created.start() {
+            Ok(s) => s,
+            Err(rt::StartError::Exec { code, message }) => {
+                if let Some(f) = ready.as_mut() {
+                    f(Err(message.clone()));
+                }
+                return Ok(ExitInfo {
+                    code,
+                    oom_killed: false,
+                    error: Some(message),
+                });
+            }
+            Err(rt::StartError::Other(e)) => return Err(e),
+        };
+        self.db()?.set_running(
+            &rec.id,
+            started.pid(),
+            std::process::id() as i32,
+            &now(),
+            &network_state,
+        )?;
+        if let Some(f) = ready.as_mut() {
+            f(Ok(()));
+        }
+        let mut log = LogWriter::open(&dir.join("container.log"))?;
+        let code = relay(started.pid(), io, Some(&mut log), mode)?;
+        let _ = log.flush();
+        let status = started.wait()?;
+        let _ = code;
+        Ok(ExitInfo {
+            code: status,
+            oom_killed: false,
+            error: None,
+        })
+    }
+
+    /// Undoes a start: network, cgroup (reading its OOM count first), mount. Never fails:
+    /// errors are logged, and each step is idempotent so `rm` can repeat it.
+    fn teardown(&self, rec: &ContainerRecord, setup: &Setup) -> bool {
+        let mut oom = false;
+        if let Ok(net) = self.plugins.network() {
+            for a in &setup.networks {
+                let req = DetachRequest {
+                    container_id: rec.id.clone().into(),
+                    netns_path: String::new().into(),
+                    network: a.network.clone().into(),
+                    ifname: a.ifname.clone().into(),
+                };
+                if let Err(e) = net.detach(&req) {
+                    tracing::warn!("detaching {} from {}: {e}", rec.name, a.network);
+                }
+            }
+        }
+        if setup.cgroup {
+            if let Ok(iso) = self.plugins.isolator() {
+                if let Ok(st) = iso.stats(&rec.id) {
+                    oom = st.oom_kills > 0;
+                }
+                if let Err(e) = iso.destroy(&rec.id) {
+                    tracing::warn!("removing cgroup of {}: {e}", rec.name);
+                }
+            }
+        }
+        if let Ok(storage) = self.plugins.storage() {
+            if let Err(e) = storage.unmount(&rec.id, &setup.rootfs.display().to_string()) {
+                tracing::warn!("unmounting {}: {e}", setup.rootfs.display());
+            }
+        }
+        oom
+    }
+
+    fn attach_network(
+        &self,
+        rec: &ContainerRecord,
+        pid: i32,
+        network: &str,
+    ) -> Result<AttachedNetwork, EngineError> {
+        let backend = self.plugins.network()?;
+        if network == "bridge" {
+            // The default network is created on first use.
+            let _l = self.lock("network-default")?;
+            match backend.inspect_network("bridge") {
+                Ok(_) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    backend
+                        .create_network(&berth_abi::NetworkSpec {
+                            name: "bridge".into(),
+                            options_json: "{}".into(),
+                            ..Default::default()
+                        })
+                        .map_err(|e| EngineError::plugin("creating the default network", e))?;
+                }
+                Err(e) => return Err(EngineError::plugin("inspecting the default network", e)),
+            }
+        }
+        let mut aliases: Vec<berth_abi::rtypes::RString> = vec![rec.name.clone().into()];
+        aliases.extend(rec.config.aliases.iter().map(|a| a.clone().into()));
+        let req = AttachRequest {
+            container_id: rec.id.clone().into(),
+            container_name: rec.name.clone().into(),
+            netns_path: format!("/proc/{pid}/ns/net").into(),
+            network: network.into(),
+            ifname: "eth0".into(),
+            static_ip: berth_abi::rtypes::RNone,
+            aliases: aliases.into(),
+            ports: rec
+                .config
+                .ports
+                .iter()
+                .map(|p| PortMapping {
+                    host_ip: p.host_ip.clone().into(),
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                    protocol: if p.protocol == "udp" { Protocol::Udp } else { Protocol::Tcp },
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        };
+        let res = backend
+            .attach(&req)
+            .map_err(|e| EngineError::plugin(format!("connecting to network {network}"), e))?;
+        let iface = res.interfaces.first().cloned().unwrap_or_default();
+        let addr = iface.addresses.first().map(|a| a.to_string()).unwrap_or_default();
+        let (ip, prefix) = addr.split_once('/').unwrap_or((addr.as_str(), "0"));
+        Ok(AttachedNetwork {
+            network: network.to_string(),
+            ifname: iface.name.to_string(),
+            ip: ip.to_string(),
+            prefix_len: prefix.parse().unwrap_or(0),
+            gateway: res.gateway.clone().map(|g| g.to_string()).into_option().unwrap_or_default(),
+            mac: iface.mac.to_string(),
+            ports: res
+                .ports
+                .iter()
+                .map(|p| PortConfig {
+                    host_ip: p.host_ip.to_string(),
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                    protocol: p.protocol.as_str().to_string(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Writes `hostname`, `hosts` and `resolv.conf` into the bundle; they are bind-mounted
+    /// into the container. Rewrites in place (the bind mount keeps the inode).
+    pub(crate) fn write_etc_files(
+        &self,
+        rec: &ContainerRecord,
+        hostname: &str,
+        networks: &[AttachedNetwork],
+    ) -> Result<Vec<(PathBuf, String)>, EngineError> {
+        let dir = self.container_dir(&rec.id);
+        let mut hosts = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        );
+        for n in networks {
+            if !n.ip.is_empty() {
+                hosts.push_str(&format!("{}\t{} {}\n", n.ip, hostname, rec.name));
+            }
+        }
+        if networks.is_empty() && rec.config.network != "host" {
+            hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+        }
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv: String = resolv
+            .lines()
+            .filter(|l| {
+                // A loopback resolver of the host is unreachable from a private netns.
+                !(l.trim_start().starts_with("nameserver")
+                    && (l.contains(" 127.") || l.contains(" ::1"))
+                    && rec.config.network != "host")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let files = [
+            ("hostname", format!("{hostname}\n"), "/etc/hostname"),
+            ("hosts", hosts, "/etc/hosts"),
+            ("resolv.conf", resolv, "/etc/resolv.conf"),
+        ];
+        let mut out = Vec::new();
+        for (name, content, target) in files {
+            let p = dir.join(name);
+            write_in_place(&p, content.as_bytes())?;
+            out.push((p, target.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Volume mounts resolved to host directories.
+    fn resolve_mounts(&self, rec: &ContainerRecord) -> Result<Vec<crate::container::MountConfig>, EngineError> {
+        let mut out = Vec::new();
+        for m in &rec.config.mounts {
+            let mut m = m.clone();
+            if m.kind == "volume" {
+                let d = self.volume_dir(&m.source);
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| EngineError::io(format!("volume {}", d.display()), e))?;
+                m.source = d.display().to_string();
+                m.kind = "bind".into();
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+}
+
+fn write_in_place(p: &Path, data: &[u8]) -> Result<(), EngineError> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(p)
+        .map_err(|e| EngineError::io(format!("writing {}", p.display()), e))?;
+    f.write_all(data)
+        .map_err(|e| EngineError::io(format!("writing {}", p.display()), e))
+}
+
+/// The host side of a started container's stdio.
+pub enum ContainerIo {
+    Pipes { stdout: OwnedFd, stderr: OwnedFd },
+    Pty { master: OwnedFd },
+    None,
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this fd to us; we own it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    match nix::unistd::read(fd.as_raw_fd(), buf) {
+        Ok(n) => Ok(n),
+        Err(nix::errno::Errno::EIO) => Ok(0), // pty closed
+        Err(nix::errno::Errno::EAGAIN) => Err(std::io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
+fn write_all_fd(fd: i32, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: writing a valid buffer to an fd we hold.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n <= 0 {
+            return;
+        }
+        data = &data[n as usize..];
+    }
+}
+
+/// Copies the container's output to the log (and our terminal in the foreground) until
+/// the process exits and its output is drained; forwards our signals to it.
+/// Puts our terminal in raw mode while a container with a tty is attached.
+pub(crate) struct RawMode {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl RawMode {
+    pub(crate) fn enter() -> RawMode {
+        use nix::sys::termios;
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            termios::cfmakeraw(&mut raw);
+            let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &raw);
+        }
+        RawMode { saved }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
+        }
+    }
+}
+
+pub(crate) fn relay(pid: i32, io: ContainerIo, mut log: Option<&mut LogWriter>, mode: IoMode) -> Result<(), EngineError> {
+    let _raw = match (&io, mode) {
+        (ContainerIo::Pty { .. }, IoMode::Foreground) => Some(RawMode::enter()),
+        _ => None,
+    };
+    let pidfd = pidfd_open(pid);
+    // Forward signals in the foreground; the detached monitor runs in its own session.
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    let sigfd = if mode == IoMode::Foreground {
+        mask.thread_block().ok();
+        nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC).ok()
+    } else {
+        None
+    };
+    let (outs, is_pty): (Vec<(OwnedFd, usize)>, bool) = match io {
+        ContainerIo::Pipes { stdout, stderr } => (vec![(stdout, 0), (stderr, 1)], false),
+        ContainerIo::Pty { master } => (vec![(master, 0)], true),
+        ContainerIo::None => (Vec::new(), false),
+    };
+    let mut open: Vec<bool> = vec![true; outs.len()];
+    let mut exited = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    let forward_stdin = is_pty && mode == IoMode::Foreground;
+    loop {
+        if open.iter().all(|o| !o) && (exited || pidfd.is_none()) {
+            break;
+        }
+        let mut fds: Vec<PollFd> = Vec::new();
+        let mut kinds: Vec<(char, usize)> = Vec::new();
+        for (i, (fd, _)) in outs.iter().enumerate() {
+            if open[i] {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                kinds.push(('o', i));
+            }
+        }
+        if let (Some(p), false) = (&pidfd, exited) {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            kinds.push(('p', 0));
+        }
+        if let Some(s) = &sigfd {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+            kinds.push(('s', 0));
+        }
+        let stdin = std::io::stdin();
+        if forward_stdin {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            kinds.push(('i', 0));
+        }
+        // After the process exited, drain what is buffered without waiting for writers
+        // that inherited the pipe (daemonised grandchildren).
+        let timeout = if exited { PollTimeout::ZERO } else { PollTimeout::NONE };
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                if exited {
+                    break;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(EngineError::io("waiting for container output", e.into())),
+        }
+        let ready: Vec<(char, usize, PollFlags)> = fds
+            .iter()
+            .zip(kinds.iter())
+            .filter_map(|(f, k)| f.revents().filter(|r| !r.is_empty()).map(|r| (k.0, k.1, r)))
+            .collect();
+        drop(fds);
+        for (kind, i, _flags) in ready {
+            match kind {
+                'o' => {
+                    let (fd, stream) = &outs[i];
+                    match read_some(fd, &mut buf) {
+                        Ok(0) => open[i] = false,
+                        Ok(n) => {
+                            if let Some(l) = log.as_deref_mut() {
+                                let _ = l.write(*stream, &buf[..n]);
+                            }
+                            if mode == IoMode::Foreground {
+                                write_all_fd(if *stream == 0 { 1 } else { 2 }, &buf[..n]);
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => open[i] = false,
+                    }
+                }
+                'p' => exited = true,
+                's' => {
+                    if let Some(s) = &sigfd {
+                        if let Ok(Some(info)) = s.read_signal() {
+                            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                                if sig == Signal::SIGWINCH && is_pty {
+                                    if let Some((m, _)) = outs.first() {
+                                        rt::copy_winsize(0, m.as_raw_fd());
+                                    }
+                                } else {
+                                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+                                }
+                            }
+                        }
+                    }
+                }
+                'i' => {
+                    let n = nix::unistd::read(0, &mut buf).unwrap_or(0);
+                    if let Some((m, _)) = outs.first() {
+                        if n == 0 {
+                            // EOF on our stdin: send the terminal's EOF character.
+                            write_all_fd(m.as_raw_fd(), &[4]);
+                        } else {
+                            write_all_fd(m.as_raw_fd(), &buf[..n]);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if sigfd.is_some() {
+        mask.thread_unblock().ok();
+    }
+    Ok(())
+}
