@@ -320,7 +320,21 @@ impl Engine {
                 },
                 _ => None,
             };
-            let cached = self.step(&mut st, ins.line, &kind, &file, &args_key, done, context, ignore, o, out, *step_no, from_base.as_ref())?;
+            let cached = self.step(
+                &mut st,
+                ins.line,
+                &kind,
+                &file,
+                &args_key,
+                done,
+                context,
+                ignore,
+                o,
+                out,
+                *step_no,
+                from_base.as_ref(),
+                &ins.original,
+            )?;
             out.line(&format!(
                 "#{step_no} {} {:.1}s",
                 if cached { "CACHED" } else { "DONE" },
@@ -347,10 +361,11 @@ impl Engine {
         out: &mut dyn BuildOutput,
         step_no: usize,
         from_base: Option<&Base>,
+        original: &str,
     ) -> Result<bool, EngineError> {
         let desc = format!("{kind:?}");
+        let original = original.trim().to_string();
         let mut cfg = st.state.config.config().clone().unwrap_or_default();
-        let created_by = |s: &str| s.to_string();
         let meta = |st: &mut StageState, cfg: Config, by: String| {
             st.state.config.set_config(Some(cfg));
             push_history(&mut st.state.config, &by, true);
@@ -359,26 +374,26 @@ impl Engine {
         match kind {
             InstructionKind::Env(_) => {
                 cfg.set_env(Some(st.env.image_env()));
-                meta(st, cfg, created_by(&format!("ENV {desc}")));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Workdir(_) => {
                 cfg.set_working_dir(Some(st.env.workdir().to_string()));
-                meta(st, cfg, format!("WORKDIR {}", st.env.workdir()));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::User(u) => {
                 cfg.set_user(Some(u.clone()));
-                meta(st, cfg, format!("USER {u}"));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Cmd(c) => {
                 cfg.set_cmd(Some(self.command_vec(&st.env, c)));
-                meta(st, cfg, format!("CMD {:?}", self.command_vec(&st.env, c)));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Entrypoint(c) => {
                 let v = self.command_vec(&st.env, c);
                 cfg.set_entrypoint(Some(v.clone()));
                 // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
                 cfg.set_cmd(None);
-                meta(st, cfg, format!("ENTRYPOINT {v:?}"));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Expose(ports) => {
                 let mut e = cfg.exposed_ports().clone().unwrap_or_default();
@@ -389,7 +404,7 @@ impl Engine {
                     }
                 }
                 cfg.set_exposed_ports(Some(e));
-                meta(st, cfg, format!("EXPOSE {}", ports.join(" ")));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Volume(v) => {
                 let mut vs = cfg.volumes().clone().unwrap_or_default();
@@ -399,7 +414,7 @@ impl Engine {
                     }
                 }
                 cfg.set_volumes(Some(vs));
-                meta(st, cfg, format!("VOLUME {v:?}"));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Label(kvs) => {
                 let mut l = cfg.labels().clone().unwrap_or_default();
@@ -407,24 +422,24 @@ impl Engine {
                     l.insert(kv.key.clone(), kv.value.clone());
                 }
                 cfg.set_labels(Some(l));
-                meta(st, cfg, format!("LABEL {desc}"));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Maintainer(m) => {
                 let mut l = cfg.labels().clone().unwrap_or_default();
                 l.insert("maintainer".into(), m.clone());
                 cfg.set_labels(Some(l));
-                meta(st, cfg, format!("MAINTAINER {m}"));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::StopSignal(s) => {
                 cfg.set_stop_signal(Some(s.clone()));
-                meta(st, cfg, format!("STOPSIGNAL {s}"));
+                meta(st, cfg, original.clone());
             }
             InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
                 st.key = sha(&[&st.key, &desc, args_key]);
             }
             InstructionKind::Healthcheck(_) | InstructionKind::Onbuild { .. } => {
                 // Recorded in the history (the OCI config has no field for them).
-                meta(st, cfg, desc.clone());
+                meta(st, cfg, original.clone());
             }
             InstructionKind::From { .. } => {}
             InstructionKind::Run(r) => {

@@ -1,0 +1,110 @@
+//! `berth build` end to end: multi-stage, cache, .dockerignore, errors, reproducibility.
+
+mod common;
+
+use common::{mounts_under, Env};
+
+fn write(dir: &std::path::Path, files: &[(&str, &str)]) {
+    for (p, c) in files {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    }
+}
+
+const SEED_SHAPED: &str = r#"# a seed-shaped two-stage build on busybox
+FROM busybox AS builder
+WORKDIR /app
+COPY . .
+RUN mkdir -p dist && cp src/index.html dist/ && echo built > dist/info.txt
+RUN test ! -e secret.txt
+
+FROM busybox
+COPY --from=builder /app/dist /usr/share/site
+EXPOSE 80
+CMD ["cat", "/usr/share/site/index.html"]
+"#;
+
+#[test]
+fn multi_stage_build_cache_and_run() {
+    let env = Env::new("build");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(&ctx, &[
+        ("Dockerfile", SEED_SHAPED),
+        ("src/index.html", "<h1>v1</h1>\n"),
+        ("secret.txt", "must not be copied\n"),
+        (".dockerignore", "secret.txt\n"),
+    ]);
+    let cold = env.run(&["build", "-t", "site:1", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&cold.stderr).to_string();
+    assert!(cold.status.success(), "{err}");
+    assert!(err.contains("[builder 3/5] COPY . ."), "{err}");
+    assert!(err.contains("naming to site:1"), "{err}");
+    assert_eq!(env.ok(&["run", "--rm", "--network", "none", "site:1"]), "<h1>v1</h1>\n");
+    // Warm: every layer step is CACHED.
+    let warm = env.run(&["build", "-t", "site:1", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&warm.stderr).to_string();
+    assert_eq!(err.matches("CACHED").count(), 4, "{err}");
+    // One source file changes: the COPY that reads it and everything after rebuild.
+    write(&ctx, &[("src/index.html", "<h1>v2</h1>\n")]);
+    let o = env.run(&["build", "-q", "-t", "site:2", ctx.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).trim().starts_with("sha256:"));
+    assert_eq!(env.ok(&["run", "--rm", "--network", "none", "site:2"]), "<h1>v2</h1>\n");
+    // --target builds only the builder stage.
+    let o = env.run(&["build", "--target", "builder", "-t", "site:builder", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success() && !err.contains("[2/4]") && !err.contains("COPY --from"), "{err}");
+    let h = env.ok(&["history", "site:1"]);
+    assert!(h.contains("EXPOSE 80") && h.contains("COPY --from=builder"), "{h}");
+    assert!(mounts_under(&env.root).is_empty());
+}
+
+#[test]
+fn failing_run_and_bad_dockerfiles_are_clear_errors() {
+    let env = Env::new("buildbad");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(&ctx, &[("Dockerfile", "FROM busybox\nRUN echo about to fail && exit 3\n")]);
+    let o = env.run(&["build", "-t", "bad:1", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success());
+    assert!(err.contains("about to fail") && err.contains("exit code: 3") && err.contains("Dockerfile:2"), "{err}");
+    assert!(!env.ok(&["images"]).contains("bad"), "a failed build must not tag");
+    assert!(mounts_under(&env.root).is_empty());
+    for (df, want) in [
+        ("FROM busybox\nCOPPY a b\n", "unknown instruction: COPPY"),
+        ("FROM busybox\nCOPY missing.txt /x\n", "missing.txt"),
+        ("FROM busybox\nCOPY ../outside /x\n", "outside the build context"),
+        ("FROM busybox\nCOPY --from=nostage /a /b\n", "nostage"),
+        ("FROM no-such-base:1\n", "no-such-base"),
+    ] {
+        write(&ctx, &[("Dockerfile", df)]);
+        let o = env.run(&["build", ctx.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success() && err.contains(want), "{df}: {err}");
+    }
+}
+
+#[test]
+fn reproducible_with_source_date_epoch() {
+    let env = Env::new("repro");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(&ctx, &[
+        ("Dockerfile", "FROM busybox\nCOPY a.txt /a.txt\nRUN echo stable > /b.txt\nCMD [\"cat\", \"/a.txt\"]\n"),
+        ("a.txt", "A\n"),
+    ]);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let o = env
+            .cmd(&["build", "--no-cache", "-q", ctx.to_str().unwrap()])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ids.push(String::from_utf8_lossy(&o.stdout).trim().to_string());
+    }
+    assert_eq!(ids[0], ids[1]);
+}
