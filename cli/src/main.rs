@@ -143,6 +143,9 @@ pub enum Command {
     Builder(cmd::build::BuilderCmd),
     /// Run a command in a running container
     Exec(cmd::container::ExecArgs),
+    /// Disk usage and cleanup
+    #[command(subcommand)]
+    System(cmd::system::SystemCmd),
     /// Manage networks
     #[command(subcommand)]
     Network(cmd::network::NetworkCmd),

@@ -45,6 +45,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Monitor { id } => container::monitor(&id),
         Command::Network(c) => network::network(g, c),
         Command::Build(a) => build::build(g, a),
+        Command::System(c) => system::system(g, c),
         Command::Builder(c) => build::builder(g, c),
         Command::Exec(a) => container::exec(g, a),
         Command::Volume(c) => network::volume(g, c),

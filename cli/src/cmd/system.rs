@@ -240,3 +240,140 @@ pub fn completion(a: CompletionArgs) -> anyhow::Result<u8> {
     clap_complete::generate(a.shell, &mut cmd, "berth", &mut std::io::stdout());
     Ok(0)
 }
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Show disk usage: images, containers, layers, volumes, build cache
+    Df,
+    /// Remove stopped containers, unused networks, dangling images and the build cache
+    Prune {
+        /// Also remove all images not used by a container
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt (berth never prompts)
+        #[arg(short, long)]
+        force: bool,
+        /// Also remove unused volumes
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Show the effective configuration (same as `berth info`)
+    Info(InfoArgs),
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
+    use crate::cmd::image::human_size;
+    match c {
+        SystemCmd::Info(a) => info(g, a),
+        SystemCmd::Df => {
+            let engine = g.engine()?;
+            engine.reconcile()?;
+            let images = engine.images()?.list()?;
+            let containers = engine.db()?.list()?;
+            let used: std::collections::HashSet<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
+            let img_size: u64 = images.iter().map(|i| i.size).sum();
+            let img_reclaim: u64 = images.iter().filter(|i| !used.contains(i.id.as_str())).map(|i| i.size).sum();
+            let storage = engine.plugins.storage()?;
+            let mut ctr_size = 0u64;
+            let mut ctr_reclaim = 0u64;
+            for c in &containers {
+                let u = storage.usage(&c.id).map(|u| u.bytes).unwrap_or(0);
+                ctr_size += u;
+                if !c.state.is_live() {
+                    ctr_reclaim += u;
+                }
+            }
+            let layers = storage.list().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let committed: Vec<_> = layers.iter().filter(|l| l.kind == berth_abi::SnapshotKind::Committed).collect();
+            let layer_size: u64 = committed.iter().map(|l| storage.usage(&l.key).map(|u| u.bytes).unwrap_or(0)).sum();
+            let vols = engine.db()?.volumes()?;
+            let vol_size: u64 = vols.iter().map(|(n, _, _)| dir_size(&engine.volume_dir(n))).sum();
+            let cache = engine.db()?.cache_images()?.len();
+            let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+            t.row(vec!["Images".into(), images.len().to_string(), used.len().to_string(), human_size(img_size), human_size(img_reclaim)]);
+            t.row(vec![
+                "Containers".into(),
+                containers.len().to_string(),
+                containers.iter().filter(|c| c.state.is_live()).count().to_string(),
+                human_size(ctr_size),
+                human_size(ctr_reclaim),
+            ]);
+            t.row(vec!["Layers (unpacked)".into(), committed.len().to_string(), "-".into(), human_size(layer_size), "-".into()]);
+            t.row(vec!["Local Volumes".into(), vols.len().to_string(), "-".into(), human_size(vol_size), "-".into()]);
+            t.row(vec!["Build Cache".into(), cache.to_string(), "0".into(), "-".into(), "-".into()]);
+            t.print();
+            Ok(0)
+        }
+        SystemCmd::Prune { all, volumes, .. } => {
+            let engine = g.engine()?;
+            engine.reconcile()?;
+            let mut removed = 0;
+            for c in engine.db()?.list()? {
+                if !c.state.is_live() {
+                    engine.remove_container(&c.id, false, true)?;
+                    removed += 1;
+                }
+            }
+            println!("Deleted containers: {removed}");
+            let used: std::collections::HashSet<String> = engine.db()?.list()?.into_iter().map(|c| c.image_id).collect();
+            let imgs = engine.images()?.prune(all, &|i: &berth_image::Image| used.contains(&i.id))?;
+            println!("Deleted images: {}", imgs.len());
+            // Unpacked layers no image needs any more.
+            let storage = engine.plugins.storage()?;
+            let mut wanted = std::collections::HashSet::new();
+            for img in engine.images()?.list()? {
+                wanted.extend(img.chain_ids());
+            }
+            let live: std::collections::HashSet<String> = engine.db()?.list()?.into_iter().map(|c| c.id).collect();
+            let mut layers = 0;
+            // Children before parents: repeat while something was removed.
+            loop {
+                let mut progress = false;
+                for l in storage.list().map_err(|e| anyhow::anyhow!("{e}"))? {
+                    let key = l.key.to_string();
+                    if wanted.contains(&key) || live.contains(&key) {
+                        continue;
+                    }
+                    if storage.remove(&key).is_ok() {
+                        layers += 1;
+                        progress = true;
+                    }
+                }
+                if !progress {
+                    break;
+                }
+            }
+            let cleaned = storage.cleanup().map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Deleted layers: {layers} (and {} leftovers of interrupted runs)", cleaned.len());
+            let n = engine.db()?.cache_clear()?;
+            println!("Deleted build cache entries: {n}");
+            if let Ok(net) = engine.plugins.network() {
+                let in_use: Vec<String> = engine.db()?.list()?.into_iter().map(|c| c.config.network).collect();
+                for n in net.list_networks().map_err(|e| anyhow::anyhow!("{e}"))? {
+                    if !in_use.contains(&n.name.to_string()) && n.containers.is_empty() && net.remove_network(&n.name).is_ok() {
+                        println!("Deleted network: {}", n.name);
+                    }
+                }
+            }
+            if volumes {
+                for (n, _, _) in engine.db()?.volumes()? {
+                    if !engine.volume_in_use(&n)? {
+                        engine.remove_volume_data(&n)?;
+                        println!("Deleted volume: {n}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}
