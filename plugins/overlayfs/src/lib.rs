@@ -1,1 +1,564 @@
-//! berth-plugin-overlayfs: Storage plugin: overlayfs snapshots.
+//! berth-plugin-overlayfs: the default storage driver.
+//!
+//! One directory per object in `<state>/objects/<sha256(key)>/` (see
+//! [`berth_layer_tar::store`]): a committed layer keeps its changes in `diff/` (whiteouts in
+//! overlay form); an active snapshot has `diff/` (the upper dir) and `work/`; a view has
+//! neither. Mounting stacks the parent chain as lower dirs. Deep chains use the new mount
+//! API (`fsopen("overlay")` + one `fsconfig("lowerdir+")` per layer, Linux ≥ 6.8), which has
+//! no limit but overlayfs' own 500 layers; older kernels get the classic `mount(2)` option
+//! string, limited to one page.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_abi::{
+    rtypes::{RNone, RSome, RString},
+    PluginContext, PluginError, PluginResult, SnapshotInfo, SnapshotKind, StorageCapabilities,
+    StorageDriver, Usage,
+};
+use berth_layer_tar::store::{Kind, Meta, Store};
+use berth_layer_tar::{state, DiffOptions, LayerError, OverlayWhiteouts};
+use rustix::io::Errno;
+use rustix::mount::{
+    self as rmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
+};
+
+/// overlayfs' own stacking limit (`OVL_MAX_STACK`).
+const OVL_MAX_STACK: u32 = 500;
+/// The classic `mount(2)` data page.
+const PAGE: usize = 4096;
+
+pub struct Overlay {
+    store: Store,
+    /// An empty directory used as the lower dir of snapshots without a parent.
+    empty: PathBuf,
+    new_api: bool,
+}
+
+fn perr(e: LayerError) -> PluginError {
+    if e.is_invalid_input() {
+        return PluginError::invalid(e.to_string());
+    }
+    match &e {
+        LayerError::Io { source, .. } => {
+            let kind = PluginError::from(std::io::Error::from(source.kind())).kind;
+            PluginError::new(kind, e.to_string())
+        }
+        _ => PluginError::internal(e.to_string()),
+    }
+}
+
+fn check_key(key: &str) -> PluginResult<()> {
+    if key.is_empty() || key.len() > 4096 || key.contains('\0') {
+        return Err(PluginError::invalid(format!(
+            "invalid storage key {key:?}: must be 1-4096 bytes without NUL"
+        )));
+    }
+    Ok(())
+}
+
+fn errno_io(ctx: impl std::fmt::Display, e: Errno) -> PluginError {
+    PluginError::from(std::io::Error::from(e)).context(ctx)
+}
+
+impl Overlay {
+    pub fn new(ctx: &PluginContext) -> PluginResult<Self> {
+        if ctx.state_dir().is_empty() {
+            return Err(PluginError::invalid(
+                "overlayfs: the host gave no state directory",
+            ));
+        }
+        let store = Store::open(Path::new(ctx.state_dir())).map_err(perr)?;
+        let empty = store.root.join("empty");
+        std::fs::create_dir_all(&empty)
+            .map_err(|e| PluginError::io(format!("create {}", empty.display()), e))?;
+        let new_api = probe_new_api(&empty);
+        tracing::debug!(state = %store.root.display(), new_api, "overlayfs driver ready");
+        Ok(Overlay {
+            store,
+            empty,
+            new_api,
+        })
+    }
+
+    fn diff_dir(&self, id: &str) -> PathBuf {
+        self.store.dir_of_id(id).join("diff")
+    }
+
+    fn meta(&self, key: &str) -> PluginResult<Meta> {
+        check_key(key)?;
+        self.store.meta(key).map_err(perr)?.ok_or_else(|| {
+            PluginError::not_found(format!("overlayfs: no layer or snapshot {key:?}"))
+        })
+    }
+
+    /// The chain (nearest first) for a new object on top of `parent`.
+    fn chain_for(&self, parent: Option<&str>) -> PluginResult<Vec<String>> {
+        let Some(p) = parent else {
+            return Ok(Vec::new());
+        };
+        let m = self.meta(p).map_err(|e| e.context("parent"))?;
+        if m.kind != Kind::Committed {
+            return Err(PluginError::invalid(format!(
+                "overlayfs: parent {p:?} is not a committed layer (commit it first)"
+            )));
+        }
+        let mut chain = vec![state::object_id(p)];
+        chain.extend(m.chain);
+        if chain.len() as u32 > self.max_layers() {
+            return Err(PluginError::unsupported(format!(
+                "overlayfs: a chain of {} layers exceeds this host's limit of {}",
+                chain.len(),
+                self.max_layers()
+            )));
+        }
+        Ok(chain)
+    }
+
+    fn max_layers(&self) -> u32 {
+        if self.new_api {
+            OVL_MAX_STACK
+        } else {
+            // lowerdir=<objects>/<64 hex>/diff: per layer, plus upper/work dirs.
+            let per = self.store.objects.as_os_str().len() + 1 + 64 + 5 + 1;
+            let budget = PAGE.saturating_sub(2 * (per + 16) + 64);
+            ((budget / per) as u32).min(OVL_MAX_STACK)
+        }
+    }
+
+    fn publish(&self, build: state::TempBuild, key: &str) -> PluginResult<()> {
+        let _lock = self.store.lock().map_err(perr)?;
+        if !self.store.publish(build, key).map_err(perr)? {
+            return Err(PluginError::already_exists(format!(
+                "overlayfs: {key:?} already exists"
+            )));
+        }
+        Ok(())
+    }
+
+    fn exists(&self, key: &str) -> PluginResult<()> {
+        check_key(key)?;
+        if self.store.dir(key).exists() {
+            return Err(PluginError::already_exists(format!(
+                "overlayfs: {key:?} already exists"
+            )));
+        }
+        Ok(())
+    }
+
+    fn do_mount(&self, key: &str, meta: &Meta, target: &Path) -> PluginResult<()> {
+        let id = state::object_id(key);
+        let mut lowers: Vec<PathBuf> = meta.chain.iter().map(|c| self.diff_dir(c)).collect();
+        let view = meta.kind == Kind::View;
+        let _span = tracing::debug_span!("overlay_mount", key, target = %target.display(), layers = lowers.len()).entered();
+        if view && lowers.is_empty() {
+            return bind_ro(&self.empty, target);
+        }
+        if lowers.is_empty() || (view && lowers.len() == 1) {
+            lowers.push(self.empty.clone());
+        }
+        let (upper, work) = if view {
+            (None, None)
+        } else {
+            let d = self.store.dir_of_id(&id);
+            (Some(d.join("diff")), Some(d.join("work")))
+        };
+        if self.new_api {
+            mount_new_api(&lowers, upper.as_deref(), work.as_deref(), target, view)
+        } else {
+            mount_legacy(&lowers, upper.as_deref(), work.as_deref(), target, view)
+        }
+    }
+}
+
+fn probe_new_api(empty: &Path) -> bool {
+    let Ok(fd) = rmount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) else {
+        return false;
+    };
+    rmount::fsconfig_set_string(&fd, "lowerdir+", empty).is_ok()
+}
+
+fn bind_ro(src: &Path, target: &Path) -> PluginResult<()> {
+    let _span =
+        tracing::debug_span!("bind_ro", src = %src.display(), target = %target.display()).entered();
+    rmount::mount_bind(src, target).map_err(|e| {
+        errno_io(
+            format!("overlayfs: bind {} at {}", src.display(), target.display()),
+            e,
+        )
+    })?;
+    if let Err(e) = rmount::mount_remount(
+        target,
+        rmount::MountFlags::BIND | rmount::MountFlags::RDONLY,
+        "",
+    ) {
+        let _ = rmount::unmount(target, UnmountFlags::DETACH);
+        return Err(errno_io(
+            format!("overlayfs: make {} read-only", target.display()),
+            e,
+        ));
+    }
+    Ok(())
+}
+
+fn mount_new_api(
+    lowers: &[PathBuf],
+    upper: Option<&Path>,
+    work: Option<&Path>,
+    target: &Path,
+    ro: bool,
+) -> PluginResult<()> {
+    let ctx = |what: &str| format!("overlayfs: {what} for mount at {}", target.display());
+    let fd = rmount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| errno_io(ctx("fsopen"), e))?;
+    rmount::fsconfig_set_string(&fd, "source", "berth").map_err(|e| errno_io(ctx("source"), e))?;
+    for l in lowers {
+        rmount::fsconfig_set_string(&fd, "lowerdir+", l)
+            .map_err(|e| errno_io(ctx(&format!("lower dir {}", l.display())), e))?;
+    }
+    if let (Some(u), Some(w)) = (upper, work) {
+        rmount::fsconfig_set_string(&fd, "upperdir", u)
+            .map_err(|e| errno_io(ctx("upperdir"), e))?;
+        rmount::fsconfig_set_string(&fd, "workdir", w).map_err(|e| errno_io(ctx("workdir"), e))?;
+    }
+    // Plain upper dirs: diff and commit read them as layers.
+    for (k, v) in [
+        ("redirect_dir", "off"),
+        ("index", "off"),
+        ("metacopy", "off"),
+    ] {
+        rmount::fsconfig_set_string(&fd, k, v).map_err(|e| errno_io(ctx(k), e))?;
+    }
+    rmount::fsconfig_create(&fd).map_err(|e| errno_io(ctx("create superblock"), e))?;
+    let attrs = if ro {
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+    } else {
+        MountAttrFlags::empty()
+    };
+    let mnt = rmount::fsmount(&fd, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(|e| errno_io(ctx("fsmount"), e))?;
+    rmount::move_mount(
+        &mnt,
+        c"",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| errno_io(ctx("move_mount"), e))
+}
+
+fn mount_legacy(
+    lowers: &[PathBuf],
+    upper: Option<&Path>,
+    work: Option<&Path>,
+    target: &Path,
+    ro: bool,
+) -> PluginResult<()> {
+    let mut data = String::from("lowerdir=");
+    let joined: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    data += &joined.join(":");
+    if let (Some(u), Some(w)) = (upper, work) {
+        data += &format!(",upperdir={},workdir={}", u.display(), w.display());
+    }
+    data += ",redirect_dir=off,index=off,metacopy=off";
+    if data.len() >= PAGE {
+        return Err(PluginError::unsupported(format!(
+            "overlayfs: {} layers do not fit in one page of mount options on this kernel (needs Linux >= 6.8 for deeper images)",
+            lowers.len()
+        )));
+    }
+    let flags = if ro {
+        rmount::MountFlags::RDONLY
+    } else {
+        rmount::MountFlags::empty()
+    };
+    let data = std::ffi::CString::new(data)
+        .map_err(|_| PluginError::invalid("overlayfs: NUL byte in a layer path"))?;
+    rmount::mount("overlay", target, "overlay", flags, data.as_c_str())
+        .map_err(|e| errno_io(format!("overlayfs: mount at {}", target.display()), e))
+}
+
+fn unmount_target(target: &Path) -> PluginResult<()> {
+    let _span = tracing::debug_span!("overlay_unmount", target = %target.display()).entered();
+    match rmount::unmount(target, UnmountFlags::NOFOLLOW) {
+        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::BUSY) => {
+            tracing::warn!(target = %target.display(), "mount busy, detaching lazily");
+            rmount::unmount(target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
+                .map_err(|e| errno_io(format!("overlayfs: unmount {}", target.display()), e))
+        }
+        Err(e) => Err(errno_io(
+            format!("overlayfs: unmount {}", target.display()),
+            e,
+        )),
+    }
+}
+
+fn usage_of(dir: &Path) -> PluginResult<Usage> {
+    if !dir.exists() {
+        return Ok(Usage::default());
+    }
+    let (bytes, inodes) = berth_layer_tar::tree_usage(dir).map_err(perr)?;
+    Ok(Usage { bytes, inodes })
+}
+
+impl StorageDriver for Overlay {
+    fn capabilities(&self) -> PluginResult<StorageCapabilities> {
+        let api = if self.new_api {
+            "fsconfig lowerdir+"
+        } else {
+            "mount(2) option page"
+        };
+        Ok(StorageCapabilities {
+            copy_on_write: true,
+            native_diff: true,
+            max_layers: self.max_layers(),
+            detail: RString::from(format!(
+                "overlayfs at {}, mount API: {api}",
+                self.store.root.display()
+            )),
+        })
+    }
+
+    fn apply_layer(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        diff: &mut dyn Read,
+    ) -> PluginResult<Usage> {
+        self.exists(id)?;
+        let chain = self.chain_for(parent)?;
+        let build = self.store.temp().map_err(perr)?;
+        let d = build.path().join("diff");
+        std::fs::create_dir(&d)
+            .map_err(|e| PluginError::io(format!("create {}", d.display()), e))?;
+        berth_layer_tar::apply_layer(&d, diff, &mut OverlayWhiteouts)
+            .map_err(|e| perr(e).context(format!("overlayfs: applying layer {id:?}")))?;
+        let usage = usage_of(&d)?;
+        let meta = Meta {
+            key: id.into(),
+            parent: parent.map(Into::into),
+            kind: Kind::Committed,
+            chain,
+        };
+        Store::write_meta(build.path(), &meta).map_err(perr)?;
+        self.publish(build, id)?;
+        Ok(usage)
+    }
+
+    fn prepare(&self, key: &str, parent: Option<&str>, read_only: bool) -> PluginResult<()> {
+        self.exists(key)?;
+        let chain = self.chain_for(parent)?;
+        let build = self.store.temp().map_err(perr)?;
+        if !read_only {
+            for sub in ["diff", "work"] {
+                let d = build.path().join(sub);
+                std::fs::create_dir(&d)
+                    .map_err(|e| PluginError::io(format!("create {}", d.display()), e))?;
+            }
+        }
+        let kind = if read_only { Kind::View } else { Kind::Active };
+        Store::write_meta(
+            build.path(),
+            &Meta {
+                key: key.into(),
+                parent: parent.map(Into::into),
+                kind,
+                chain,
+            },
+        )
+        .map_err(perr)?;
+        self.publish(build, key)
+    }
+
+    fn mount(&self, key: &str, target: &str) -> PluginResult<()> {
+        let meta = self.meta(key)?;
+        if meta.kind == Kind::Committed {
+            return Err(PluginError::invalid(format!(
+                "overlayfs: {key:?} is a committed layer; prepare a snapshot or view of it to mount it"
+            )));
+        }
+        let target = Path::new(target);
+        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
+            if at == target {
+                return Ok(());
+            }
+            return Err(PluginError::busy(format!(
+                "overlayfs: {key:?} is already mounted at {}; unmount it first",
+                at.display()
+            )));
+        }
+        self.store.set_mount_record(key, target).map_err(perr)?;
+        if let Err(e) = self.do_mount(key, &meta, target) {
+            let _ = self.store.clear_mount_record(key);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn unmount(&self, key: &str, target: &str) -> PluginResult<()> {
+        check_key(key)?;
+        let target = Path::new(target);
+        unmount_target(target)?;
+        if self.store.mount_record(key).as_deref() == Some(target) {
+            self.store.clear_mount_record(key).map_err(perr)?;
+        }
+        Ok(())
+    }
+
+    fn diff(
+        &self,
+        key: &str,
+        out: &mut dyn Write,
+        clamp_mtime: Option<i64>,
+    ) -> PluginResult<Usage> {
+        let meta = self.meta(key)?;
+        let id = state::object_id(key);
+        if meta.kind == Kind::View {
+            return Err(PluginError::invalid(format!(
+                "overlayfs: {key:?} is a read-only view and has no changes"
+            )));
+        }
+        let stats = berth_layer_tar::diff_overlay_upper(
+            &self.diff_dir(&id),
+            out,
+            DiffOptions { clamp_mtime },
+        )
+        .map_err(|e| perr(e).context(format!("overlayfs: diff of {key:?}")))?;
+        Ok(Usage {
+            bytes: stats.bytes,
+            inodes: stats.entries,
+        })
+    }
+
+    fn commit(&self, key: &str, id: &str) -> PluginResult<Usage> {
+        let meta = self.meta(key)?;
+        self.exists(id)?;
+        if meta.kind != Kind::Active {
+            return Err(PluginError::invalid(format!(
+                "overlayfs: only an active snapshot can be committed, {key:?} is not"
+            )));
+        }
+        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
+            return Err(PluginError::busy(format!(
+                "overlayfs: {key:?} is mounted at {}; unmount it first",
+                at.display()
+            )));
+        }
+        let _lock = self.store.lock().map_err(perr)?;
+        let src = self.store.dir(key);
+        let dst = self.store.dir(id);
+        berth_layer_tar::remove_tree(&src.join("work")).map_err(perr)?;
+        let new = Meta {
+            key: id.into(),
+            parent: meta.parent.clone(),
+            kind: Kind::Committed,
+            chain: meta.chain.clone(),
+        };
+        // Metadata first: an interrupted commit is finished by cleanup (name ≠ key).
+        Store::write_meta(&src, &new).map_err(perr)?;
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &src,
+            rustix::fs::CWD,
+            &dst,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| errno_io(format!("overlayfs: commit {key:?} as {id:?}"), e))?;
+        self.store.clear_mount_record(key).map_err(perr)?;
+        usage_of(&dst.join("diff"))
+    }
+
+    fn remove(&self, key: &str) -> PluginResult<()> {
+        check_key(key)?;
+        let _span = tracing::debug_span!("overlay_remove", key).entered();
+        let _lock = self.store.lock().map_err(perr)?;
+        let Some(meta) = self.store.meta(key).map_err(perr)? else {
+            return Ok(());
+        };
+        if meta.kind == Kind::Committed && self.store.has_children(key).map_err(perr)? {
+            return Err(PluginError::busy(format!(
+                "overlayfs: layer {key:?} still has children; remove the snapshots and layers on top of it first"
+            )));
+        }
+        if let Some(t) = self.store.mount_record(key) {
+            unmount_target(&t)?;
+            self.store.clear_mount_record(key).map_err(perr)?;
+        }
+        self.store.discard(key).map_err(perr)
+    }
+
+    fn usage(&self, key: &str) -> PluginResult<Usage> {
+        self.meta(key)?;
+        usage_of(&self.diff_dir(&state::object_id(key)))
+    }
+
+    fn list(&self) -> PluginResult<Vec<SnapshotInfo>> {
+        let mounts = state::mounts().map_err(perr)?;
+        let mut out = Vec::new();
+        for (_, m) in self.store.all().map_err(perr)? {
+            let mounted = self
+                .store
+                .mount_record(&m.key)
+                .filter(|t| mounts.iter().any(|x| &x.mount_point == t));
+            out.push(SnapshotInfo {
+                key: m.key.as_str().into(),
+                parent: m
+                    .parent
+                    .as_deref()
+                    .map(|p| RSome(p.into()))
+                    .unwrap_or(RNone),
+                kind: match m.kind {
+                    Kind::Committed => SnapshotKind::Committed,
+                    Kind::Active => SnapshotKind::Active,
+                    Kind::View => SnapshotKind::View,
+                },
+                mounted_at: mounted
+                    .map(|t| RSome(t.display().to_string().into()))
+                    .unwrap_or(RNone),
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn cleanup(&self) -> PluginResult<Vec<String>> {
+        let _lock = self.store.lock().map_err(perr)?;
+        let mut removed = self.store.sweep().map_err(perr)?;
+        // Mounts of objects that no longer exist, by record…
+        for (record, target) in self.store.orphan_records().map_err(perr)? {
+            if state::is_mount_point(&target).map_err(perr)? {
+                unmount_target(&target)?;
+                removed.push(format!("mount {}", target.display()));
+            }
+            let _ = std::fs::remove_file(&record);
+        }
+        // …and overlay mounts whose layers are gone (a record lost in a crash).
+        let objects = format!("{}/", self.store.objects.display());
+        for m in state::mounts().map_err(perr)? {
+            if m.fs_type != "overlay" || !m.super_options.contains(&objects) {
+                continue;
+            }
+            let gone = m
+                .super_options
+                .split([',', ':', '='])
+                .filter_map(|s| s.strip_prefix(&objects))
+                .any(|rest| {
+                    let id = rest.split('/').next().unwrap_or("");
+                    !self.store.dir_of_id(id).exists()
+                });
+            if gone {
+                unmount_target(&m.mount_point)?;
+                removed.push(format!("mount {}", m.mount_point.display()));
+            }
+        }
+        Ok(removed)
+    }
+}
+
+berth_abi::export_plugin! {
+    kind: storage,
+    name: "overlayfs",
+    description: "copy-on-write snapshots on overlayfs (default)",
+    constructor: Overlay::new,
+}

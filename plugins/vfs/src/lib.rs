@@ -1,1 +1,396 @@
-//! berth-plugin-vfs: Storage plugin: full copies (no overlay needed).
+//! berth-plugin-vfs: a storage driver of full copies, needing no overlay support.
+//!
+//! Every object in `<state>/objects/<sha256(key)>/` (see [`berth_layer_tar::store`]) has a
+//! complete `rootfs/`: a layer is a copy of its parent's tree with the layer tar applied
+//! (whiteouts applied by deleting), an active snapshot is a copy of its parent, a view
+//! shares its parent's tree through a read-only bind mount. `diff` compares a snapshot's
+//! tree with its parent's.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_abi::{
+    rtypes::{RNone, RSome, RString},
+    PluginContext, PluginError, PluginResult, SnapshotInfo, SnapshotKind, StorageCapabilities,
+    StorageDriver, Usage,
+};
+use berth_layer_tar::store::{Kind, Meta, Store};
+use berth_layer_tar::{state, DeletingWhiteouts, DiffOptions, LayerError};
+use rustix::io::Errno;
+use rustix::mount::{self as rmount, MountFlags, UnmountFlags};
+
+pub struct Vfs {
+    store: Store,
+}
+
+fn perr(e: LayerError) -> PluginError {
+    if e.is_invalid_input() {
+        return PluginError::invalid(e.to_string());
+    }
+    match &e {
+        LayerError::Io { source, .. } => {
+            let kind = PluginError::from(std::io::Error::from(source.kind())).kind;
+            PluginError::new(kind, e.to_string())
+        }
+        _ => PluginError::internal(e.to_string()),
+    }
+}
+
+fn check_key(key: &str) -> PluginResult<()> {
+    if key.is_empty() || key.len() > 4096 || key.contains('\0') {
+        return Err(PluginError::invalid(format!(
+            "invalid storage key {key:?}: must be 1-4096 bytes without NUL"
+        )));
+    }
+    Ok(())
+}
+
+fn errno_io(ctx: impl std::fmt::Display, e: Errno) -> PluginError {
+    PluginError::from(std::io::Error::from(e)).context(ctx)
+}
+
+fn usage_of(dir: &Path) -> PluginResult<Usage> {
+    if !dir.exists() {
+        return Ok(Usage::default());
+    }
+    let (bytes, inodes) = berth_layer_tar::tree_usage(dir).map_err(perr)?;
+    Ok(Usage { bytes, inodes })
+}
+
+fn unmount_target(target: &Path) -> PluginResult<()> {
+    let _span = tracing::debug_span!("vfs_unmount", target = %target.display()).entered();
+    match rmount::unmount(target, UnmountFlags::NOFOLLOW) {
+        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::BUSY) => {
+            tracing::warn!(target = %target.display(), "mount busy, detaching lazily");
+            rmount::unmount(target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
+                .map_err(|e| errno_io(format!("vfs: unmount {}", target.display()), e))
+        }
+        Err(e) => Err(errno_io(format!("vfs: unmount {}", target.display()), e)),
+    }
+}
+
+impl Vfs {
+    pub fn new(ctx: &PluginContext) -> PluginResult<Self> {
+        if ctx.state_dir().is_empty() {
+            return Err(PluginError::invalid(
+                "vfs: the host gave no state directory",
+            ));
+        }
+        let store = Store::open(Path::new(ctx.state_dir())).map_err(perr)?;
+        Ok(Vfs { store })
+    }
+
+    fn rootfs(&self, key: &str) -> PathBuf {
+        self.store.dir(key).join("rootfs")
+    }
+
+    fn meta(&self, key: &str) -> PluginResult<Meta> {
+        check_key(key)?;
+        self.store
+            .meta(key)
+            .map_err(perr)?
+            .ok_or_else(|| PluginError::not_found(format!("vfs: no layer or snapshot {key:?}")))
+    }
+
+    fn check_parent(&self, parent: Option<&str>) -> PluginResult<Vec<String>> {
+        let Some(p) = parent else {
+            return Ok(Vec::new());
+        };
+        let m = self.meta(p).map_err(|e| e.context("parent"))?;
+        if m.kind != Kind::Committed {
+            return Err(PluginError::invalid(format!(
+                "vfs: parent {p:?} is not a committed layer (commit it first)"
+            )));
+        }
+        let mut chain = vec![state::object_id(p)];
+        chain.extend(m.chain);
+        Ok(chain)
+    }
+
+    fn exists(&self, key: &str) -> PluginResult<()> {
+        check_key(key)?;
+        if self.store.dir(key).exists() {
+            return Err(PluginError::already_exists(format!(
+                "vfs: {key:?} already exists"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A build directory whose `rootfs/` is a copy of `parent`'s tree (or empty).
+    fn build_copy(&self, parent: Option<&str>) -> PluginResult<state::TempBuild> {
+        let build = self.store.temp().map_err(perr)?;
+        let r = build.path().join("rootfs");
+        std::fs::create_dir(&r)
+            .map_err(|e| PluginError::io(format!("create {}", r.display()), e))?;
+        if let Some(p) = parent {
+            berth_layer_tar::copy_tree(&self.rootfs(p), &r)
+                .map_err(|e| perr(e).context(format!("vfs: copying layer {p:?}")))?;
+        }
+        Ok(build)
+    }
+
+    fn publish(&self, build: state::TempBuild, key: &str) -> PluginResult<()> {
+        let _lock = self.store.lock().map_err(perr)?;
+        if !self.store.publish(build, key).map_err(perr)? {
+            return Err(PluginError::already_exists(format!(
+                "vfs: {key:?} already exists"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl StorageDriver for Vfs {
+    fn capabilities(&self) -> PluginResult<StorageCapabilities> {
+        Ok(StorageCapabilities {
+            copy_on_write: false,
+            native_diff: false,
+            max_layers: 0,
+            detail: RString::from(format!("full copies at {}", self.store.root.display())),
+        })
+    }
+
+    fn apply_layer(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        diff: &mut dyn Read,
+    ) -> PluginResult<Usage> {
+        self.exists(id)?;
+        let chain = self.check_parent(parent)?;
+        let build = self.build_copy(parent)?;
+        let r = build.path().join("rootfs");
+        berth_layer_tar::apply_layer(&r, diff, &mut DeletingWhiteouts)
+            .map_err(|e| perr(e).context(format!("vfs: applying layer {id:?}")))?;
+        let usage = usage_of(&r)?;
+        Store::write_meta(
+            build.path(),
+            &Meta {
+                key: id.into(),
+                parent: parent.map(Into::into),
+                kind: Kind::Committed,
+                chain,
+            },
+        )
+        .map_err(perr)?;
+        self.publish(build, id)?;
+        Ok(usage)
+    }
+
+    fn prepare(&self, key: &str, parent: Option<&str>, read_only: bool) -> PluginResult<()> {
+        self.exists(key)?;
+        let chain = self.check_parent(parent)?;
+        // A view shares its parent's tree through a read-only bind: no copy.
+        let build = if read_only {
+            self.build_copy(None)?
+        } else {
+            self.build_copy(parent)?
+        };
+        let kind = if read_only { Kind::View } else { Kind::Active };
+        Store::write_meta(
+            build.path(),
+            &Meta {
+                key: key.into(),
+                parent: parent.map(Into::into),
+                kind,
+                chain,
+            },
+        )
+        .map_err(perr)?;
+        self.publish(build, key)
+    }
+
+    fn mount(&self, key: &str, target: &str) -> PluginResult<()> {
+        let meta = self.meta(key)?;
+        if meta.kind == Kind::Committed {
+            return Err(PluginError::invalid(format!(
+                "vfs: {key:?} is a committed layer; prepare a snapshot or view of it to mount it"
+            )));
+        }
+        let target = Path::new(target);
+        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
+            if at == target {
+                return Ok(());
+            }
+            return Err(PluginError::busy(format!(
+                "vfs: {key:?} is already mounted at {}; unmount it first",
+                at.display()
+            )));
+        }
+        let src = match (&meta.kind, &meta.parent) {
+            (Kind::View, Some(p)) => self.rootfs(p),
+            _ => self.rootfs(key),
+        };
+        let _span = tracing::debug_span!("vfs_mount", key, src = %src.display(), target = %target.display()).entered();
+        self.store.set_mount_record(key, target).map_err(perr)?;
+        let res = rmount::mount_bind(&src, target)
+            .map_err(|e| {
+                errno_io(
+                    format!("vfs: bind {} at {}", src.display(), target.display()),
+                    e,
+                )
+            })
+            .and_then(|()| {
+                if meta.kind != Kind::View {
+                    return Ok(());
+                }
+                rmount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, "").map_err(
+                    |e| {
+                        let _ = rmount::unmount(target, UnmountFlags::DETACH);
+                        errno_io(format!("vfs: make {} read-only", target.display()), e)
+                    },
+                )
+            });
+        if res.is_err() {
+            let _ = self.store.clear_mount_record(key);
+        }
+        res
+    }
+
+    fn unmount(&self, key: &str, target: &str) -> PluginResult<()> {
+        check_key(key)?;
+        let target = Path::new(target);
+        unmount_target(target)?;
+        if self.store.mount_record(key).as_deref() == Some(target) {
+            self.store.clear_mount_record(key).map_err(perr)?;
+        }
+        Ok(())
+    }
+
+    fn diff(
+        &self,
+        key: &str,
+        out: &mut dyn Write,
+        clamp_mtime: Option<i64>,
+    ) -> PluginResult<Usage> {
+        let meta = self.meta(key)?;
+        if meta.kind == Kind::View {
+            return Err(PluginError::invalid(format!(
+                "vfs: {key:?} is a read-only view and has no changes"
+            )));
+        }
+        let parent = meta.parent.as_deref().map(|p| self.rootfs(p));
+        let stats = berth_layer_tar::diff_trees(
+            parent.as_deref(),
+            &self.rootfs(key),
+            out,
+            DiffOptions { clamp_mtime },
+        )
+        .map_err(|e| perr(e).context(format!("vfs: diff of {key:?}")))?;
+        Ok(Usage {
+            bytes: stats.bytes,
+            inodes: stats.entries,
+        })
+    }
+
+    fn commit(&self, key: &str, id: &str) -> PluginResult<Usage> {
+        let meta = self.meta(key)?;
+        self.exists(id)?;
+        if meta.kind != Kind::Active {
+            return Err(PluginError::invalid(format!(
+                "vfs: only an active snapshot can be committed, {key:?} is not"
+            )));
+        }
+        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
+            return Err(PluginError::busy(format!(
+                "vfs: {key:?} is mounted at {}; unmount it first",
+                at.display()
+            )));
+        }
+        let _lock = self.store.lock().map_err(perr)?;
+        let src = self.store.dir(key);
+        let dst = self.store.dir(id);
+        let new = Meta {
+            key: id.into(),
+            parent: meta.parent.clone(),
+            kind: Kind::Committed,
+            chain: meta.chain.clone(),
+        };
+        Store::write_meta(&src, &new).map_err(perr)?;
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &src,
+            rustix::fs::CWD,
+            &dst,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| errno_io(format!("vfs: commit {key:?} as {id:?}"), e))?;
+        self.store.clear_mount_record(key).map_err(perr)?;
+        usage_of(&dst.join("rootfs"))
+    }
+
+    fn remove(&self, key: &str) -> PluginResult<()> {
+        check_key(key)?;
+        let _span = tracing::debug_span!("vfs_remove", key).entered();
+        let _lock = self.store.lock().map_err(perr)?;
+        let Some(meta) = self.store.meta(key).map_err(perr)? else {
+            return Ok(());
+        };
+        if meta.kind == Kind::Committed && self.store.has_children(key).map_err(perr)? {
+            return Err(PluginError::busy(format!(
+                "vfs: layer {key:?} still has children; remove the snapshots and layers on top of it first"
+            )));
+        }
+        if let Some(t) = self.store.mount_record(key) {
+            unmount_target(&t)?;
+            self.store.clear_mount_record(key).map_err(perr)?;
+        }
+        self.store.discard(key).map_err(perr)
+    }
+
+    fn usage(&self, key: &str) -> PluginResult<Usage> {
+        self.meta(key)?;
+        usage_of(&self.rootfs(key))
+    }
+
+    fn list(&self) -> PluginResult<Vec<SnapshotInfo>> {
+        let mounts = state::mounts().map_err(perr)?;
+        let mut out = Vec::new();
+        for (_, m) in self.store.all().map_err(perr)? {
+            let mounted = self
+                .store
+                .mount_record(&m.key)
+                .filter(|t| mounts.iter().any(|x| &x.mount_point == t));
+            out.push(SnapshotInfo {
+                key: m.key.as_str().into(),
+                parent: m
+                    .parent
+                    .as_deref()
+                    .map(|p| RSome(p.into()))
+                    .unwrap_or(RNone),
+                kind: match m.kind {
+                    Kind::Committed => SnapshotKind::Committed,
+                    Kind::Active => SnapshotKind::Active,
+                    Kind::View => SnapshotKind::View,
+                },
+                mounted_at: mounted
+                    .map(|t| RSome(t.display().to_string().into()))
+                    .unwrap_or(RNone),
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn cleanup(&self) -> PluginResult<Vec<String>> {
+        let _lock = self.store.lock().map_err(perr)?;
+        let mut removed = self.store.sweep().map_err(perr)?;
+        for (record, target) in self.store.orphan_records().map_err(perr)? {
+            if state::is_mount_point(&target).map_err(perr)? {
+                unmount_target(&target)?;
+                removed.push(format!("mount {}", target.display()));
+            }
+            let _ = std::fs::remove_file(&record);
+        }
+        Ok(removed)
+    }
+}
+
+berth_abi::export_plugin! {
+    kind: storage,
+    name: "vfs",
+    description: "full copies, no copy-on-write (works everywhere)",
+    constructor: Vfs::new,
+}
