@@ -97,7 +97,9 @@ pub enum Command {
     /// Show the history of an image
     History(cmd::image::HistoryArgs),
     /// Create and start a container
-    #[command(after_help = "Examples:\n  berth run --rm busybox echo hello\n  berth run -d --name site -p 8080:80 static-site\n  berth run -it busybox sh")]
+    #[command(
+        after_help = "Examples:\n  berth run --rm busybox echo hello\n  berth run -d --name site -p 8080:80 static-site\n  berth run -it busybox sh"
+    )]
     Run(cmd::container::CreateArgs),
     /// Create a container without starting it
     Create(cmd::container::CreateArgs),

@@ -30,18 +30,24 @@ fn multi_stage_build_cache_and_run() {
     let env = Env::new("build");
     env.import_busybox();
     let ctx = env.root.join("ctx");
-    write(&ctx, &[
-        ("Dockerfile", SEED_SHAPED),
-        ("src/index.html", "<h1>v1</h1>\n"),
-        ("secret.txt", "must not be copied\n"),
-        (".dockerignore", "secret.txt\n"),
-    ]);
+    write(
+        &ctx,
+        &[
+            ("Dockerfile", SEED_SHAPED),
+            ("src/index.html", "<h1>v1</h1>\n"),
+            ("secret.txt", "must not be copied\n"),
+            (".dockerignore", "secret.txt\n"),
+        ],
+    );
     let cold = env.run(&["build", "-t", "site:1", ctx.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&cold.stderr).to_string();
     assert!(cold.status.success(), "{err}");
     assert!(err.contains("[builder 3/5] COPY . ."), "{err}");
     assert!(err.contains("naming to site:1"), "{err}");
-    assert_eq!(env.ok(&["run", "--rm", "--network", "none", "site:1"]), "<h1>v1</h1>\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", "--network", "none", "site:1"]),
+        "<h1>v1</h1>\n"
+    );
     // Warm: every layer step is CACHED.
     let warm = env.run(&["build", "-t", "site:1", ctx.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&warm.stderr).to_string();
@@ -50,14 +56,32 @@ fn multi_stage_build_cache_and_run() {
     write(&ctx, &[("src/index.html", "<h1>v2</h1>\n")]);
     let o = env.run(&["build", "-q", "-t", "site:2", ctx.to_str().unwrap()]);
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).trim().starts_with("sha256:"));
-    assert_eq!(env.ok(&["run", "--rm", "--network", "none", "site:2"]), "<h1>v2</h1>\n");
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .starts_with("sha256:"));
+    assert_eq!(
+        env.ok(&["run", "--rm", "--network", "none", "site:2"]),
+        "<h1>v2</h1>\n"
+    );
     // --target builds only the builder stage.
-    let o = env.run(&["build", "--target", "builder", "-t", "site:builder", ctx.to_str().unwrap()]);
+    let o = env.run(&[
+        "build",
+        "--target",
+        "builder",
+        "-t",
+        "site:builder",
+        ctx.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success() && !err.contains("[2/4]") && !err.contains("COPY --from"), "{err}");
+    assert!(
+        o.status.success() && !err.contains("[2/4]") && !err.contains("COPY --from"),
+        "{err}"
+    );
     let h = env.ok(&["history", "site:1"]);
-    assert!(h.contains("EXPOSE 80") && h.contains("COPY --from=builder"), "{h}");
+    assert!(
+        h.contains("EXPOSE 80") && h.contains("COPY --from=builder"),
+        "{h}"
+    );
     assert!(mounts_under(&env.root).is_empty());
 }
 
@@ -66,17 +90,34 @@ fn failing_run_and_bad_dockerfiles_are_clear_errors() {
     let env = Env::new("buildbad");
     env.import_busybox();
     let ctx = env.root.join("ctx");
-    write(&ctx, &[("Dockerfile", "FROM busybox\nRUN echo about to fail && exit 3\n")]);
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo about to fail && exit 3\n",
+        )],
+    );
     let o = env.run(&["build", "-t", "bad:1", ctx.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success());
-    assert!(err.contains("about to fail") && err.contains("exit code: 3") && err.contains("Dockerfile:2"), "{err}");
-    assert!(!env.ok(&["images"]).contains("bad"), "a failed build must not tag");
+    assert!(
+        err.contains("about to fail")
+            && err.contains("exit code: 3")
+            && err.contains("Dockerfile:2"),
+        "{err}"
+    );
+    assert!(
+        !env.ok(&["images"]).contains("bad"),
+        "a failed build must not tag"
+    );
     assert!(mounts_under(&env.root).is_empty());
     for (df, want) in [
         ("FROM busybox\nCOPPY a b\n", "unknown instruction: COPPY"),
         ("FROM busybox\nCOPY missing.txt /x\n", "missing.txt"),
-        ("FROM busybox\nCOPY ../outside /x\n", "outside the build context"),
+        (
+            "FROM busybox\nCOPY ../outside /x\n",
+            "outside the build context",
+        ),
         ("FROM busybox\nCOPY --from=nostage /a /b\n", "nostage"),
         ("FROM no-such-base:1\n", "no-such-base"),
     ] {

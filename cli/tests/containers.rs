@@ -9,29 +9,103 @@ fn run_isolation_and_exit_codes() {
     let env = Env::new("run");
     env.import_busybox();
     // PID 1, own hostname, only lo under --network none.
-    let out = env.ok(&["run", "--rm", "--network", "none", "--hostname", "box1", "busybox", "sh", "-c", "echo $$; hostname; ls /sys/class/net"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--hostname",
+        "box1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; hostname; ls /sys/class/net",
+    ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, vec!["1", "box1", "lo"], "{out}");
     // Only its own processes.
-    let ps = env.ok(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /proc | grep -c '^[0-9]'"]);
+    let ps = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /proc | grep -c '^[0-9]'",
+    ]);
     // sh (PID 1), ls and grep: nothing of the host.
-    assert!(ps.trim().parse::<u32>().unwrap() <= 3, "sees other processes: {ps}");
+    assert!(
+        ps.trim().parse::<u32>().unwrap() <= 3,
+        "sees other processes: {ps}"
+    );
     // Exit codes as Docker.
     // (PID 1 can't SIGKILL itself from inside its namespace, so a child does.)
-    for (cmd, code) in [("exit 0", 0), ("exit 42", 42), ("sh -c 'kill -9 $$'; exit $?", 137)] {
-        let o = env.run(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", cmd]);
-        assert_eq!(o.status.code(), Some(code), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    for (cmd, code) in [
+        ("exit 0", 0),
+        ("exit 42", 42),
+        ("sh -c 'kill -9 $$'; exit $?", 137),
+    ] {
+        let o = env.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            cmd,
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    let o = env.run(&["run", "--rm", "--network", "none", "busybox", "no-such-command"]);
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "no-such-command",
+    ]);
     assert_eq!(o.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not found"));
     // Copy-on-write: a write in one container is invisible to another and to the image.
-    env.ok(&["run", "--name", "writer", "--network", "none", "busybox", "sh", "-c", "echo secret > /etc/written"]);
-    let o = env.run(&["run", "--rm", "--network", "none", "busybox", "cat", "/etc/written"]);
-    assert_ne!(o.status.code(), Some(0), "second container saw the first one's write");
+    env.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo secret > /etc/written",
+    ]);
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/etc/written",
+    ]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "second container saw the first one's write"
+    );
     env.ok(&["rm", "writer"]);
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
-    assert!(mounts_under(&env.root).is_empty(), "mounts left: {:?}", mounts_under(&env.root));
+    assert!(
+        mounts_under(&env.root).is_empty(),
+        "mounts left: {:?}",
+        mounts_under(&env.root)
+    );
 }
 
 #[test]
@@ -43,35 +117,79 @@ fn detached_web_server_with_published_port() {
     std::fs::write(www.join("index.html"), "hello from berth\n").unwrap();
     let port = free_port();
     let id = env.ok(&[
-        "run", "-d", "--name", "web", "-p", &format!("127.0.0.1:{port}:80"),
-        "-v", &format!("{}:/www:ro", www.display()),
-        "busybox", "httpd", "-f", "-v", "-p", "80", "-h", "/www",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "-v",
+        &format!("{}:/www:ro", www.display()),
+        "busybox",
+        "httpd",
+        "-f",
+        "-v",
+        "-p",
+        "80",
+        "-h",
+        "/www",
     ]);
     assert_eq!(id.trim().len(), 64);
     let page = http_get(port, "/").expect("the published port answers");
     assert!(page.contains("hello from berth"), "{page}");
     // ps, port, exec, logs, inspect.
     let ps = env.ok(&["ps"]);
-    assert!(ps.contains("web") && ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
-    assert_eq!(env.ok(&["port", "web", "80"]).trim(), format!("127.0.0.1:{port}"));
+    assert!(
+        ps.contains("web") && ps.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{ps}"
+    );
+    assert_eq!(
+        env.ok(&["port", "web", "80"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
     let hn = env.ok(&["exec", "web", "hostname"]);
     assert_eq!(hn.trim(), &id.trim()[..12]);
     let o = env.run(&["exec", "web", "sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7));
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.Status}}", "web"]).trim(), "running");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "web"])
+            .trim(),
+        "running"
+    );
     // The same host port again is a clear error before the container starts.
-    let o = env.run(&["run", "-d", "--name", "web2", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "httpd", "-f"]);
+    let o = env.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "httpd",
+        "-f",
+    ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&port.to_string()), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&port.to_string()),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // stop: httpd as PID 1 ignores SIGTERM, so SIGKILL after -t.
     env.ok(&["stop", "-t", "1", "web"]);
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "web"]).trim(), "137");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "web"])
+            .trim(),
+        "137"
+    );
     let logs = env.ok(&["logs", "web"]);
     let _ = logs; // httpd -v logs to stderr
     env.ok(&["rm", "web"]);
     let _ = env.run(&["rm", "-f", "web2"]);
     assert!(mounts_under(&env.root).is_empty());
-    let links = std::process::Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains(" bv"), "veth left: {links}");
 }
@@ -83,22 +201,58 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     let o = env.run(&["run", "--rm", "no-such-image"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-image"));
-    for flags in [vec!["-p", "99999:80"], vec!["-v", "/no/such/dir/bt:/x"], vec!["-e", "=x"], vec!["--restart", "sometimes"]] {
+    for flags in [
+        vec!["-p", "99999:80"],
+        vec!["-v", "/no/such/dir/bt:/x"],
+        vec!["-e", "=x"],
+        vec!["--restart", "sometimes"],
+    ] {
         let mut args = vec!["run", "--rm"];
         args.extend(flags.iter().copied());
         args.extend(["busybox", "true"]);
         let o = env.run(&args);
         assert_eq!(o.status.code(), Some(125), "{flags:?}");
-        assert!(String::from_utf8_lossy(&o.stderr).contains(flags[0]), "{flags:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(flags[0]),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    env.ok(&["run", "-d", "--name", "dup", "--network", "none", "busybox", "sleep", "60"]);
-    let o = env.run(&["run", "-d", "--name", "dup", "--network", "none", "busybox", "true"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dup",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let o = env.run(&[
+        "run",
+        "-d",
+        "--name",
+        "dup",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("already in use"));
     let o = env.run(&["rm", "dup"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("stop the container"));
     env.ok(&["rm", "-f", "dup"]);
-    env.ok(&["create", "--name", "stopped", "--network", "none", "busybox", "true"]);
+    env.ok(&[
+        "create",
+        "--name",
+        "stopped",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     let o = env.run(&["exec", "stopped", "true"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("not running"));
     env.ok(&["rm", "stopped"]);
@@ -137,7 +291,17 @@ fn logs_keep_a_large_burst_in_order() {
     let env = Env::new("logs");
     env.import_busybox();
     // ~2.1 MB of output.
-    env.ok(&["run", "--name", "burst", "--network", "none", "busybox", "sh", "-c", "seq 1 300000"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "burst",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "seq 1 300000",
+    ]);
     let logs = env.ok(&["logs", "burst"]);
     let lines: Vec<&str> = logs.lines().collect();
     assert_eq!(lines.len(), 300000);
@@ -152,7 +316,21 @@ fn logs_keep_a_large_burst_in_order() {
 fn pause_memory_limit_and_stats() {
     let env = Env::new("iso");
     env.import_busybox();
-    env.ok(&["run", "-d", "--name", "p", "--network", "none", "-m", "64m", "--pids-limit", "50", "busybox", "sleep", "60"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
     env.ok(&["pause", "p"]);
     assert!(env.ok(&["ps"]).contains("(Paused)"));
     let o = env.run(&["exec", "p", "true"]);
@@ -168,8 +346,31 @@ fn pause_memory_limit_and_stats() {
     assert_eq!(v["MemLimit"].as_u64(), Some(96 << 20), "{v}");
     env.ok(&["rm", "-f", "p"]);
     // Over its memory limit: OOM-killed, and inspect says so.
-    let o = env.run(&["run", "--name", "oom", "--network", "none", "-m", "32m", "--memory-swap", "32m", "busybox", "sh", "-c", "head -c 200m /dev/zero | tail > /dev/null"]);
-    assert_eq!(o.status.code(), Some(137), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "oom"]).trim(), "true");
+    let o = env.run(&[
+        "run",
+        "--name",
+        "oom",
+        "--network",
+        "none",
+        "-m",
+        "32m",
+        "--memory-swap",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 200m /dev/zero | tail > /dev/null",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "oom"])
+            .trim(),
+        "true"
+    );
     env.ok(&["rm", "oom"]);
 }

@@ -76,9 +76,15 @@ pub fn ensure(berth: &Path, root: Option<&Path>, cache: &Path, only: &[String]) 
         let tar: PathBuf = cache.join(format!("{}.tar", img.name.replace(':', "_")));
         if !tar.exists() {
             if which("mmdebstrap").is_none() {
-                bail!("mmdebstrap is needed to make {} (apt-get install mmdebstrap)", img.name);
+                bail!(
+                    "mmdebstrap is needed to make {} (apt-get install mmdebstrap)",
+                    img.name
+                );
             }
-            println!("image {:<16} making with mmdebstrap (about 20-60 s)…", img.name);
+            println!(
+                "image {:<16} making with mmdebstrap (about 20-60 s)…",
+                img.name
+            );
             let partial = tar.with_extension("partial.tar");
             let mut cmd = Command::new("mmdebstrap");
             cmd.args(["--quiet", "--variant=minbase", "--format=tar"]);
@@ -100,7 +106,11 @@ pub fn ensure(berth: &Path, root: Option<&Path>, cache: &Path, only: &[String]) 
         cmd.arg(&tar).arg(img.name);
         cmd.stdout(std::process::Stdio::null());
         run(&mut cmd)?;
-        println!("image {:<16} imported in {:.1}s", img.name, t.elapsed().as_secs_f64());
+        println!(
+            "image {:<16} imported in {:.1}s",
+            img.name,
+            t.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

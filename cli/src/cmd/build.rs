@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 use crate::GlobalOpts;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  berth build -t static-site examples/static-site\n  berth build -f other.Dockerfile --target builder -t app:dev .\n  berth build --no-cache --build-arg VERSION=2 -t app .\n\nRUN steps use the host's network (like `docker build --network host`).")]
+#[command(
+    after_help = "Examples:\n  berth build -t static-site examples/static-site\n  berth build -f other.Dockerfile --target builder -t app:dev .\n  berth build --no-cache --build-arg VERSION=2 -t app .\n\nRUN steps use the host's network (like `docker build --network host`)."
+)]
 pub struct BuildArgs {
     /// Name and optionally a tag (name:tag); repeatable
     #[arg(short, long = "tag")]
@@ -57,7 +59,10 @@ fn host_platform() -> String {
 pub fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<u8> {
     if let Some(p) = &a.platform {
         if *p != host_platform() {
-            bail!("--platform {p}: berth builds only for the host platform ({})", host_platform());
+            bail!(
+                "--platform {p}: berth builds only for the host platform ({})",
+                host_platform()
+            );
         }
     }
     if let Some(n) = &a.network {
@@ -86,7 +91,9 @@ pub fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<u8> {
     let (dockerfile, dockerfile_text) = match &a.file {
         Some(p) if p.as_os_str() == "-" => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading the Dockerfile from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the Dockerfile from stdin")?;
             (None, Some(s))
         }
         other => (other.clone(), None),

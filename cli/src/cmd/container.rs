@@ -214,7 +214,9 @@ impl CreateArgs {
                     no_new_privileges = true
                 }
                 "no-new-privileges:false" | "no-new-privileges=false" => {}
-                other => bail!("invalid --security-opt {other:?}: berth supports no-new-privileges"),
+                other => {
+                    bail!("invalid --security-opt {other:?}: berth supports no-new-privileges")
+                }
             }
         }
         let mut labels = BTreeMap::new();
@@ -404,7 +406,9 @@ pub fn rm(g: &GlobalOpts, a: RmArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  berth ps\n  berth ps -a --format json\n  berth ps -q --filter status=exited")]
+#[command(
+    after_help = "Examples:\n  berth ps\n  berth ps -a --format json\n  berth ps -q --filter status=exited"
+)]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
@@ -437,7 +441,10 @@ fn matches_filter(c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
         "ancestor" => c.image == v || c.image_id.contains(v),
         "label" => {
             let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
-            c.config.labels.get(lk).is_some_and(|x| lv.is_empty() || x == lv)
+            c.config
+                .labels
+                .get(lk)
+                .is_some_and(|x| lv.is_empty() || x == lv)
         }
         "exited" => c.state == State::Exited && c.exit_code.to_string() == v,
         other => bail!("invalid filter {other:?} (name, id, status, ancestor, label, exited)"),
@@ -448,8 +455,15 @@ pub fn ports_string(c: &ContainerRecord) -> String {
     let mut out = Vec::new();
     for n in &c.network.networks {
         for p in &n.ports {
-            let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
-            out.push(format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol));
+            let ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                p.host_ip.as_str()
+            };
+            out.push(format!(
+                "{ip}:{}->{}/{}",
+                p.host_port, p.container_port, p.protocol
+            ));
         }
     }
     out.join(", ")
@@ -462,7 +476,15 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
     if a.latest {
         list.truncate(1);
     }
-    let mut t = Table::new(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]);
+    let mut t = Table::new(&[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]);
     for c in list {
         if !a.all && !a.latest && !c.state.is_live() {
             continue;
@@ -474,7 +496,11 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
         if !ok {
             continue;
         }
-        let id = if a.no_trunc { c.id.clone() } else { c.short_id().to_string() };
+        let id = if a.no_trunc {
+            c.id.clone()
+        } else {
+            c.short_id().to_string()
+        };
         if a.quiet {
             println!("{id}");
             continue;
@@ -486,7 +512,14 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
             format!("\"{}…\"", cmd.chars().take(19).collect::<String>())
         };
         let created = chrono::DateTime::parse_from_rfc3339(&c.created)
-            .map(|t| format!("{} ago", berth_engine::container::human_duration(now.signed_duration_since(t.with_timezone(&chrono::Utc)))))
+            .map(|t| {
+                format!(
+                    "{} ago",
+                    berth_engine::container::human_duration(
+                        now.signed_duration_since(t.with_timezone(&chrono::Utc))
+                    )
+                )
+            })
             .unwrap_or_default();
         if a.format == "json" {
             println!(
@@ -497,7 +530,15 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
             );
             continue;
         }
-        t.row(vec![id, c.image.clone(), cmd, created, c.status_line(now), ports_string(&c), c.name.clone()]);
+        t.row(vec![
+            id,
+            c.image.clone(),
+            cmd,
+            created,
+            c.status_line(now),
+            ports_string(&c),
+            c.name.clone(),
+        ]);
     }
     if !a.quiet && a.format != "json" {
         t.print();
@@ -506,7 +547,9 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  berth logs web\n  berth logs -f --tail 10 web\n  berth logs -t --since 5m web")]
+#[command(
+    after_help = "Examples:\n  berth logs web\n  berth logs -f --tail 10 web\n  berth logs -t --since 5m web"
+)]
 pub struct LogsArgs {
     /// Follow log output
     #[arg(short, long)]
@@ -531,9 +574,9 @@ fn parse_time(flag: &str, s: &str) -> anyhow::Result<chrono::DateTime<chrono::Ut
         return Ok(t.with_timezone(&chrono::Utc));
     }
     let (num, unit) = s.split_at(s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
-    let n: i64 = num
-        .parse()
-        .with_context(|| format!("invalid {flag} value {s:?}: use RFC 3339 or a duration like 10m"))?;
+    let n: i64 = num.parse().with_context(|| {
+        format!("invalid {flag} value {s:?}: use RFC 3339 or a duration like 10m")
+    })?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n * 60,
@@ -544,7 +587,11 @@ fn parse_time(flag: &str, s: &str) -> anyhow::Result<chrono::DateTime<chrono::Ut
 }
 
 fn print_entry(e: &berth_engine::logs::LogEntry, timestamps: bool) {
-    let text = if timestamps { format!("{} {}", e.time, e.log) } else { e.log.clone() };
+    let text = if timestamps {
+        format!("{} {}", e.time, e.log)
+    } else {
+        e.log.clone()
+    };
     if e.stream == "stderr" {
         let _ = std::io::stderr().write_all(text.as_bytes());
     } else {
@@ -560,10 +607,22 @@ pub fn logs(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<u8> {
         tail: if a.tail == "all" {
             None
         } else {
-            Some(a.tail.parse().with_context(|| format!("invalid --tail value {:?}", a.tail))?)
+            Some(
+                a.tail
+                    .parse()
+                    .with_context(|| format!("invalid --tail value {:?}", a.tail))?,
+            )
         },
-        since: a.since.as_deref().map(|s| parse_time("--since", s)).transpose()?,
-        until: a.until.as_deref().map(|s| parse_time("--until", s)).transpose()?,
+        since: a
+            .since
+            .as_deref()
+            .map(|s| parse_time("--since", s))
+            .transpose()?,
+        until: a
+            .until
+            .as_deref()
+            .map(|s| parse_time("--until", s))
+            .transpose()?,
         timestamps: a.timestamps,
     };
     let (entries, mut offset) = read_log(&path, &opts)?;
@@ -745,12 +804,20 @@ pub fn container_json(engine: &Engine, c: &ContainerRecord) -> serde_json::Value
 
 /// `--format .State.Status`-style field access (a Go-template subset: `{{.A.B}}` or `.A.B`).
 pub fn format_field(v: &serde_json::Value, fmt: &str) -> String {
-    let path = fmt.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+    let path = fmt
+        .trim()
+        .trim_start_matches("{{")
+        .trim_end_matches("}}")
+        .trim();
     if path == "json ." || path == "json" {
         return v.to_string();
     }
     let mut cur = v;
-    for p in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
+    for p in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
         cur = cur.get(p).unwrap_or(&serde_json::Value::Null);
     }
     match cur {
@@ -799,13 +866,20 @@ pub fn top(g: &GlobalOpts, a: TopArgs) -> anyhow::Result<u8> {
     let mut t = Table::new(&["PID", "PPID", "STAT", "TIME", "CMD"]);
     for pid in pids {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let Some(close) = stat.rfind(')') else { continue };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
         let ticks = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
             + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
         let secs = ticks / 100;
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string()
+            })
             .unwrap_or_default();
         t.row(vec![
             pid.to_string(),
@@ -833,15 +907,31 @@ pub fn port(g: &GlobalOpts, a: PortArgs) -> anyhow::Result<u8> {
         for p in &n.ports {
             let key = format!("{}/{}", p.container_port, p.protocol);
             if let Some(want) = &a.port {
-                let want = if want.contains('/') { want.clone() } else { format!("{want}/tcp") };
+                let want = if want.contains('/') {
+                    want.clone()
+                } else {
+                    format!("{want}/tcp")
+                };
                 if want != key {
                     continue;
                 }
-                println!("{}:{}", if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip }, p.host_port);
+                println!(
+                    "{}:{}",
+                    if p.host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &p.host_ip
+                    },
+                    p.host_port
+                );
             } else {
                 println!(
                     "{key} -> {}:{}",
-                    if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip },
+                    if p.host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &p.host_ip
+                    },
                     p.host_port
                 );
             }
@@ -881,11 +971,16 @@ fn net_io(pid: i32) -> (u64, u64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
     let (mut rx, mut tx) = (0, 0);
     for l in text.lines().skip(2) {
-        let Some((name, rest)) = l.split_once(':') else { continue };
+        let Some((name, rest)) = l.split_once(':') else {
+            continue;
+        };
         if name.trim() == "lo" {
             continue;
         }
-        let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         rx += f.first().copied().unwrap_or(0);
         tx += f.get(8).copied().unwrap_or(0);
     }
@@ -897,36 +992,64 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
     let iso = engine.plugins.isolator()?;
     let list: Vec<ContainerRecord> = if a.containers.is_empty() {
-        engine.db()?.list()?.into_iter().filter(|c| a.all || c.state.is_live()).collect()
+        engine
+            .db()?
+            .list()?
+            .into_iter()
+            .filter(|c| a.all || c.state.is_live())
+            .collect()
     } else {
-        a.containers.iter().map(|c| engine.db()?.resolve(c)).collect::<Result<_, _>>()?
+        a.containers
+            .iter()
+            .map(|c| engine.db()?.resolve(c))
+            .collect::<Result<_, _>>()?
     };
     loop {
         // CPU % needs two samples.
         let first: Vec<Option<u64>> = list
             .iter()
-            .map(|c| iso.stats(&c.id).ok().and_then(|s| s.cpu_usage_ns.into_option()))
+            .map(|c| {
+                iso.stats(&c.id)
+                    .ok()
+                    .and_then(|s| s.cpu_usage_ns.into_option())
+            })
             .collect();
         let t0 = std::time::Instant::now();
         std::thread::sleep(Duration::from_millis(500));
         let dt = t0.elapsed().as_nanos() as f64;
-        let mut t = Table::new(&["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "PIDS"]);
+        let mut t = Table::new(&[
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "PIDS",
+        ]);
         for (c, before) in list.iter().zip(first) {
             let s = iso.stats(&c.id).unwrap_or_default();
-            let cpu = match (before, s.cpu_usage_ns.clone().into_option()) {
+            let cpu = match (before, s.cpu_usage_ns.into_option()) {
                 (Some(b), Some(a)) => (a.saturating_sub(b)) as f64 / dt * 100.0,
                 _ => 0.0,
             };
-            let mem = s.memory_current.clone().into_option().unwrap_or(0);
-            let limit = s.memory_limit.clone().into_option().unwrap_or_else(|| {
+            let mem = s.memory_current.into_option().unwrap_or(0);
+            let limit = s.memory_limit.into_option().unwrap_or_else(|| {
                 std::fs::read_to_string("/proc/meminfo")
                     .ok()
-                    .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+                    .and_then(|m| {
+                        m.lines()
+                            .next()
+                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    })
                     .map(|kb| kb * 1024)
                     .unwrap_or(0)
             });
-            let (rx, tx) = if c.state.is_live() { net_io(c.pid) } else { (0, 0) };
-            let pids = s.pids_current.clone().into_option().unwrap_or(0);
+            let (rx, tx) = if c.state.is_live() {
+                net_io(c.pid)
+            } else {
+                (0, 0)
+            };
+            let pids = s.pids_current.into_option().unwrap_or(0);
             if a.format == "json" {
                 println!(
                     "{}",
@@ -941,7 +1064,14 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<u8> {
                 c.name.clone(),
                 format!("{cpu:.2}%"),
                 format!("{} / {}", human_size(mem), human_size(limit)),
-                format!("{:.2}%", if limit > 0 { mem as f64 / limit as f64 * 100.0 } else { 0.0 }),
+                format!(
+                    "{:.2}%",
+                    if limit > 0 {
+                        mem as f64 / limit as f64 * 100.0
+                    } else {
+                        0.0
+                    }
+                ),
                 format!("{} / {}", human_size(rx), human_size(tx)),
                 pids.to_string(),
             ]);
@@ -1023,7 +1153,9 @@ pub fn monitor(id: &str) -> anyhow::Result<u8> {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  berth exec web ls /\n  berth exec -it web sh\n  berth exec -u nobody -w /tmp -e A=1 web env")]
+#[command(
+    after_help = "Examples:\n  berth exec web ls /\n  berth exec -it web sh\n  berth exec -u nobody -w /tmp -e A=1 web env"
+)]
 pub struct ExecArgs {
     /// Keep STDIN open
     #[arg(short = 'i', long)]

@@ -12,7 +12,9 @@ use serde_json::json;
 use crate::{table::Table, GlobalOpts};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  berth images\n  berth images -q\n  berth images --format json")]
+#[command(
+    after_help = "Examples:\n  berth images\n  berth images -q\n  berth images --format json"
+)]
 pub struct ImagesArgs {
     /// Only show image IDs
     #[arg(short, long)]
@@ -34,7 +36,9 @@ pub struct ImagesArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  berth import rootfs.tar myimage:1.0\n  cat rootfs.tar.gz | berth import - myimage\n  berth import -c 'CMD [\"/bin/sh\"]' -c 'ENV A=1' rootfs.tar myimage")]
+#[command(
+    after_help = "Examples:\n  berth import rootfs.tar myimage:1.0\n  cat rootfs.tar.gz | berth import - myimage\n  berth import -c 'CMD [\"/bin/sh\"]' -c 'ENV A=1' rootfs.tar myimage"
+)]
 pub struct ImportArgs {
     /// Rootfs tarball (tar, tar.gz, tar.zst) or - for standard input
     pub file: String,
@@ -151,7 +155,13 @@ pub fn human_size(bytes: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    let digits = if v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
     let mut s = format!("{v:.digits$}");
     if s.contains('.') {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
@@ -170,18 +180,19 @@ fn ago(created: Option<String>) -> String {
 }
 
 fn image_in_use(engine: &Engine) -> anyhow::Result<HashSet<String>> {
-    Ok(engine.db()?.list()?.into_iter().map(|c| c.image_id).collect())
+    Ok(engine
+        .db()?
+        .list()?
+        .into_iter()
+        .map(|c| c.image_id)
+        .collect())
 }
 
 pub fn images(g: &GlobalOpts, a: ImagesArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
     let mut list = engine.images()?.list()?;
-    list.sort_by(|x, y| y.created().cmp(&x.created()));
-    let filter = a
-        .repository
-        .as_deref()
-        .map(Reference::parse)
-        .transpose()?;
+    list.sort_by_key(|x| std::cmp::Reverse(x.created()));
+    let filter = a.repository.as_deref().map(Reference::parse).transpose()?;
     let mut t = if a.digests {
         Table::new(&["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"])
     } else {
@@ -189,7 +200,11 @@ pub fn images(g: &GlobalOpts, a: ImagesArgs) -> anyhow::Result<u8> {
     };
     let mut seen = HashSet::new();
     for img in &list {
-        let id = if a.no_trunc { img.id.clone() } else { img.short_id().to_string() };
+        let id = if a.no_trunc {
+            img.id.clone()
+        } else {
+            img.short_id().to_string()
+        };
         let mut rows: Vec<(String, String)> = img
             .tags
             .iter()
@@ -200,7 +215,12 @@ pub fn images(g: &GlobalOpts, a: ImagesArgs) -> anyhow::Result<u8> {
                             || f.tag() == r.tag())
                 })
             })
-            .map(|r| (r.familiar_repository().to_string(), r.tag().unwrap_or("<none>").to_string()))
+            .map(|r| {
+                (
+                    r.familiar_repository().to_string(),
+                    r.tag().unwrap_or("<none>").to_string(),
+                )
+            })
             .collect();
         if img.tags.is_empty() && filter.is_none() {
             rows.push(("<none>".into(), "<none>".into()));
@@ -246,11 +266,14 @@ pub fn import(g: &GlobalOpts, a: ImportArgs) -> anyhow::Result<u8> {
     let img = if a.file == "-" {
         let stdin = std::io::stdin();
         let mut lock = stdin.lock();
-        engine.images()?.import(&mut lock, reference.as_ref(), &a.changes)?
+        engine
+            .images()?
+            .import(&mut lock, reference.as_ref(), &a.changes)?
     } else {
-        let mut f = std::fs::File::open(&a.file)
-            .with_context(|| format!("opening {}", a.file))?;
-        engine.images()?.import(&mut f, reference.as_ref(), &a.changes)?
+        let mut f = std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file))?;
+        engine
+            .images()?
+            .import(&mut f, reference.as_ref(), &a.changes)?
     };
     println!("{}", img.id);
     Ok(0)
@@ -317,7 +340,8 @@ pub fn save(g: &GlobalOpts, a: SaveArgs) -> anyhow::Result<u8> {
             let tmp = p.with_extension("berth-partial");
             let result = (|| -> anyhow::Result<()> {
                 let mut f = std::io::BufWriter::new(
-                    std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+                    std::fs::File::create(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?,
                 );
                 engine.images()?.save(&refs, &mut f)?;
                 f.flush()?;
@@ -400,12 +424,22 @@ pub fn history(g: &GlobalOpts, a: HistoryArgs) -> anyhow::Result<u8> {
         } else {
             format!("{}…", by.chars().take(44).collect::<String>())
         };
-        let id = if i == 0 { img.short_id().to_string() } else { "<missing>".into() };
+        let id = if i == 0 {
+            img.short_id().to_string()
+        } else {
+            "<missing>".into()
+        };
         if a.quiet {
             println!("{id}");
             continue;
         }
-        t.row(vec![id, ago(h.created().clone()), by, human_size(size), h.comment().clone().unwrap_or_default()]);
+        t.row(vec![
+            id,
+            ago(h.created().clone()),
+            by,
+            human_size(size),
+            h.comment().clone().unwrap_or_default(),
+        ]);
     }
     if !a.quiet {
         t.print();
@@ -457,18 +491,6 @@ pub fn prune(g: &GlobalOpts, a: PruneArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes_like_docker() {
-        assert_eq!(super::human_size(512), "512B");
-        assert_eq!(super::human_size(143_360), "143kB");
-        assert_eq!(super::human_size(4_260_000), "4.26MB");
-        assert_eq!(super::human_size(12_500_000), "12.5MB");
-        assert_eq!(super::human_size(2_000_000_000), "2GB");
-    }
-}
-
 pub fn image(g: &GlobalOpts, c: ImageCmd) -> anyhow::Result<u8> {
     match c {
         ImageCmd::Ls(a) => images(g, a),
@@ -480,5 +502,17 @@ pub fn image(g: &GlobalOpts, c: ImageCmd) -> anyhow::Result<u8> {
         ImageCmd::Import(a) => import(g, a),
         ImageCmd::Load(a) => load(g, a),
         ImageCmd::Save(a) => save(g, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(super::human_size(512), "512B");
+        assert_eq!(super::human_size(143_360), "143kB");
+        assert_eq!(super::human_size(4_260_000), "4.26MB");
+        assert_eq!(super::human_size(12_500_000), "12.5MB");
+        assert_eq!(super::human_size(2_000_000_000), "2GB");
     }
 }

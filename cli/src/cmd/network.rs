@@ -91,7 +91,13 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
                     println!("{id}");
                     continue;
                 }
-                t.row(vec![id, n.name.to_string(), "bridge".into(), n.subnet.to_string(), n.gateway.to_string()]);
+                t.row(vec![
+                    id,
+                    n.name.to_string(),
+                    "bridge".into(),
+                    n.subnet.to_string(),
+                    n.gateway.to_string(),
+                ]);
             }
             if !quiet {
                 t.print();
@@ -100,7 +106,9 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
         NetworkCmd::Inspect { names } => {
             let mut out = Vec::new();
             for n in names {
-                let info = net.inspect_network(&n).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let info = net
+                    .inspect_network(&n)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 out.push(net_json(&info));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -116,7 +124,10 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
                     .map(|c| c.name)
                     .collect::<Vec<_>>();
                 if !in_use.is_empty() {
-                    eprintln!("Error: network {n} is used by containers {}: remove them first", in_use.join(", "));
+                    eprintln!(
+                        "Error: network {n} is used by containers {}: remove them first",
+                        in_use.join(", ")
+                    );
                     failed = true;
                     continue;
                 }
@@ -131,14 +142,20 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
             return Ok(if failed { 1 } else { 0 });
         }
         NetworkCmd::Prune { .. } => {
-            let used: Vec<String> = engine.db()?.list()?.into_iter().map(|c| c.config.network).collect();
+            let used: Vec<String> = engine
+                .db()?
+                .list()?
+                .into_iter()
+                .map(|c| c.config.network)
+                .collect();
             println!("Deleted Networks:");
             for n in net.list_networks().map_err(|e| anyhow::anyhow!("{e}"))? {
                 // The default network is recreated on demand, so it is pruned like the others.
-                if !used.contains(&n.name.to_string()) && n.containers.is_empty() {
-                    if net.remove_network(&n.name).is_ok() {
-                        println!("{}", n.name);
-                    }
+                if !used.contains(&n.name.to_string())
+                    && n.containers.is_empty()
+                    && net.remove_network(&n.name).is_ok()
+                {
+                    println!("{}", n.name);
                 }
             }
         }
@@ -213,8 +230,10 @@ pub fn volume(g: &GlobalOpts, c: VolumeCmd) -> anyhow::Result<u8> {
                 let Some((name, created, anon)) = all.iter().find(|v| v.0 == n) else {
                     bail!("no such volume: {n}");
                 };
-                out.push(json!({"Name": name, "Driver": "local", "CreatedAt": created,
-                    "Mountpoint": engine.volume_dir(name), "Anonymous": anon}));
+                out.push(
+                    json!({"Name": name, "Driver": "local", "CreatedAt": created,
+                    "Mountpoint": engine.volume_dir(name), "Anonymous": anon}),
+                );
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }

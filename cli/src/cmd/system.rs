@@ -262,7 +262,9 @@ pub enum SystemCmd {
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if !md.is_dir() {
         return md.len();
     }
@@ -280,9 +282,14 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
             engine.reconcile()?;
             let images = engine.images()?.list()?;
             let containers = engine.db()?.list()?;
-            let used: std::collections::HashSet<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
+            let used: std::collections::HashSet<&str> =
+                containers.iter().map(|c| c.image_id.as_str()).collect();
             let img_size: u64 = images.iter().map(|i| i.size).sum();
-            let img_reclaim: u64 = images.iter().filter(|i| !used.contains(i.id.as_str())).map(|i| i.size).sum();
+            let img_reclaim: u64 = images
+                .iter()
+                .filter(|i| !used.contains(i.id.as_str()))
+                .map(|i| i.size)
+                .sum();
             let storage = engine.plugins.storage()?;
             let mut ctr_size = 0u64;
             let mut ctr_reclaim = 0u64;
@@ -294,23 +301,60 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
                 }
             }
             let layers = storage.list().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let committed: Vec<_> = layers.iter().filter(|l| l.kind == berth_abi::SnapshotKind::Committed).collect();
-            let layer_size: u64 = committed.iter().map(|l| storage.usage(&l.key).map(|u| u.bytes).unwrap_or(0)).sum();
+            let committed: Vec<_> = layers
+                .iter()
+                .filter(|l| l.kind == berth_abi::SnapshotKind::Committed)
+                .collect();
+            let layer_size: u64 = committed
+                .iter()
+                .map(|l| storage.usage(&l.key).map(|u| u.bytes).unwrap_or(0))
+                .sum();
             let vols = engine.db()?.volumes()?;
-            let vol_size: u64 = vols.iter().map(|(n, _, _)| dir_size(&engine.volume_dir(n))).sum();
+            let vol_size: u64 = vols
+                .iter()
+                .map(|(n, _, _)| dir_size(&engine.volume_dir(n)))
+                .sum();
             let cache = engine.db()?.cache_images()?.len();
             let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
-            t.row(vec!["Images".into(), images.len().to_string(), used.len().to_string(), human_size(img_size), human_size(img_reclaim)]);
+            t.row(vec![
+                "Images".into(),
+                images.len().to_string(),
+                used.len().to_string(),
+                human_size(img_size),
+                human_size(img_reclaim),
+            ]);
             t.row(vec![
                 "Containers".into(),
                 containers.len().to_string(),
-                containers.iter().filter(|c| c.state.is_live()).count().to_string(),
+                containers
+                    .iter()
+                    .filter(|c| c.state.is_live())
+                    .count()
+                    .to_string(),
                 human_size(ctr_size),
                 human_size(ctr_reclaim),
             ]);
-            t.row(vec!["Layers (unpacked)".into(), committed.len().to_string(), "-".into(), human_size(layer_size), "-".into()]);
-            t.row(vec!["Local Volumes".into(), vols.len().to_string(), "-".into(), human_size(vol_size), "-".into()]);
-            t.row(vec!["Build Cache".into(), cache.to_string(), "0".into(), "-".into(), "-".into()]);
+            t.row(vec![
+                "Layers (unpacked)".into(),
+                committed.len().to_string(),
+                "-".into(),
+                human_size(layer_size),
+                "-".into(),
+            ]);
+            t.row(vec![
+                "Local Volumes".into(),
+                vols.len().to_string(),
+                "-".into(),
+                human_size(vol_size),
+                "-".into(),
+            ]);
+            t.row(vec![
+                "Build Cache".into(),
+                cache.to_string(),
+                "0".into(),
+                "-".into(),
+                "-".into(),
+            ]);
             t.print();
             Ok(0)
         }
@@ -325,8 +369,15 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
                 }
             }
             println!("Deleted containers: {removed}");
-            let used: std::collections::HashSet<String> = engine.db()?.list()?.into_iter().map(|c| c.image_id).collect();
-            let imgs = engine.images()?.prune(all, &|i: &berth_image::Image| used.contains(&i.id))?;
+            let used: std::collections::HashSet<String> = engine
+                .db()?
+                .list()?
+                .into_iter()
+                .map(|c| c.image_id)
+                .collect();
+            let imgs = engine
+                .images()?
+                .prune(all, &|i: &berth_image::Image| used.contains(&i.id))?;
             println!("Deleted images: {}", imgs.len());
             // Unpacked layers no image needs any more.
             let storage = engine.plugins.storage()?;
@@ -334,7 +385,8 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
             for img in engine.images()?.list()? {
                 wanted.extend(img.chain_ids());
             }
-            let live: std::collections::HashSet<String> = engine.db()?.list()?.into_iter().map(|c| c.id).collect();
+            let live: std::collections::HashSet<String> =
+                engine.db()?.list()?.into_iter().map(|c| c.id).collect();
             let mut layers = 0;
             // Children before parents: repeat while something was removed.
             loop {
@@ -354,13 +406,24 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
                 }
             }
             let cleaned = storage.cleanup().map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("Deleted layers: {layers} (and {} leftovers of interrupted runs)", cleaned.len());
+            println!(
+                "Deleted layers: {layers} (and {} leftovers of interrupted runs)",
+                cleaned.len()
+            );
             let n = engine.db()?.cache_clear()?;
             println!("Deleted build cache entries: {n}");
             if let Ok(net) = engine.plugins.network() {
-                let in_use: Vec<String> = engine.db()?.list()?.into_iter().map(|c| c.config.network).collect();
+                let in_use: Vec<String> = engine
+                    .db()?
+                    .list()?
+                    .into_iter()
+                    .map(|c| c.config.network)
+                    .collect();
                 for n in net.list_networks().map_err(|e| anyhow::anyhow!("{e}"))? {
-                    if !in_use.contains(&n.name.to_string()) && n.containers.is_empty() && net.remove_network(&n.name).is_ok() {
+                    if !in_use.contains(&n.name.to_string())
+                        && n.containers.is_empty()
+                        && net.remove_network(&n.name).is_ok()
+                    {
                         println!("Deleted network: {}", n.name);
                     }
                 }

@@ -40,17 +40,29 @@ pub fn busybox_tar(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
     std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static is installed (apt-get install busybox-static)");
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("busybox-static is installed (apt-get install busybox-static)");
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
             let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
         }
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     let tar = dir.join("busybox.tar");
-    let st = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
     assert!(st.success());
     tar
 }
@@ -135,7 +147,13 @@ parent = "{cgroup_parent}"
 
     pub fn import_busybox(&self) {
         let tar = busybox_tar(&self.root);
-        self.ok(&["import", "-c", "CMD [\"/bin/sh\"]", tar.to_str().unwrap(), "busybox:latest"]);
+        self.ok(&[
+            "import",
+            "-c",
+            "CMD [\"/bin/sh\"]",
+            tar.to_str().unwrap(),
+            "busybox:latest",
+        ]);
     }
 
     pub fn bridge(&self) -> &str {
@@ -146,10 +164,21 @@ parent = "{cgroup_parent}"
 fn rmdir_cgroups(name: &str) {
     // Every hierarchy: /sys/fs/cgroup/<ctrl>/.../<name> (and the v2 mount).
     let out = Command::new("find")
-        .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", name])
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "6",
+            "-type",
+            "d",
+            "-name",
+            name,
+        ])
         .output();
     if let Ok(o) = out {
-        let mut dirs: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+        let mut dirs: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
         for d in dirs {
             // Children first (groups of containers that were not destroyed).
@@ -175,12 +204,22 @@ impl Drop for Env {
         }
         let _ = self.cmd(&["network", "prune", "-f"]).output();
         rmdir_cgroups(&self.cgroup_parent);
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).stderr(Stdio::null()).status();
-        let _ = Command::new("nft").args(["delete", "table", "inet", &self.table]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .stderr(Stdio::null())
+            .status();
         // Any mount left below the root (a bug, but don't leak it further).
         if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
             let root = self.root.display().to_string();
-            let mut points: Vec<&str> = m.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&root)).collect();
+            let mut points: Vec<&str> = m
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| p.starts_with(&root))
+                .collect();
             points.sort_by_key(|p| std::cmp::Reverse(p.len()));
             for p in points {
                 let _ = nix_umount(p);
@@ -211,14 +250,19 @@ pub fn mounts_under(root: &Path) -> Vec<String> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     for _ in 0..50 {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .ok();
             let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
             let mut out = String::new();
             if s.read_to_string(&mut out).is_ok() && !out.is_empty() {

@@ -18,8 +18,8 @@ use std::{
 
 use berth_abi::ErrorKind;
 use berth_dockerfile::{
-    plan_with, Base, BuildPlan, CopySource, DockerIgnore, Dockerfile, InstructionKind,
-    PlanOptions, RunScript, ShellOrExec, StageEnv,
+    plan_with, Base, BuildPlan, CopySource, DockerIgnore, Dockerfile, InstructionKind, PlanOptions,
+    RunScript, ShellOrExec, StageEnv,
 };
 use berth_image::{chain_ids, Descriptor, Image, ImageConfiguration, Reference};
 use oci_spec::image::{Config, HistoryBuilder};
@@ -112,15 +112,26 @@ struct Snapshot<'a> {
 }
 
 impl<'a> Snapshot<'a> {
-    fn new(engine: &'a Engine, parent: Option<&str>, read_only: bool) -> Result<Snapshot<'a>, EngineError> {
+    fn new(
+        engine: &'a Engine,
+        parent: Option<&str>,
+        read_only: bool,
+    ) -> Result<Snapshot<'a>, EngineError> {
         let key = format!("build-{}", &new_id()[..20]);
         let mount = engine.config.run_dir().join("build").join(&key);
-        std::fs::create_dir_all(&mount).map_err(|e| EngineError::io(format!("creating {}", mount.display()), e))?;
+        std::fs::create_dir_all(&mount)
+            .map_err(|e| EngineError::io(format!("creating {}", mount.display()), e))?;
         let storage = engine.plugins.storage()?;
         storage
             .prepare(&key, parent, read_only)
             .map_err(|e| EngineError::plugin("preparing a build snapshot", e))?;
-        let mut s = Snapshot { engine, key, mount, mounted: false, keep: false };
+        let mut s = Snapshot {
+            engine,
+            key,
+            mount,
+            mounted: false,
+            keep: false,
+        };
         storage
             .mount(&s.key, &s.mount.display().to_string())
             .map_err(|e| EngineError::plugin("mounting a build snapshot", e))?;
@@ -155,30 +166,49 @@ impl Drop for Snapshot<'_> {
 
 impl Engine {
     /// Runs a build; returns the image id.
-    pub fn build(&self, o: &BuildOptions, out: &mut dyn BuildOutput) -> Result<String, EngineError> {
+    pub fn build(
+        &self,
+        o: &BuildOptions,
+        out: &mut dyn BuildOutput,
+    ) -> Result<String, EngineError> {
         let t_all = Instant::now();
         let context = o
             .context
             .canonicalize()
             .map_err(|e| EngineError::io(format!("build context {}", o.context.display()), e))?;
         if !context.is_dir() {
-            return Err(EngineError::Invalid(format!("build context {} is not a directory", context.display())));
+            return Err(EngineError::Invalid(format!(
+                "build context {} is not a directory",
+                context.display()
+            )));
         }
         let (file_name, text) = match (&o.dockerfile_text, &o.dockerfile) {
             (Some(t), _) => ("Dockerfile".to_string(), t.clone()),
             (None, p) => {
                 let path = match p {
                     Some(p) if p.is_absolute() => p.clone(),
-                    Some(p) => std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.clone()),
+                    Some(p) => std::env::current_dir()
+                        .map(|d| d.join(p))
+                        .unwrap_or_else(|_| p.clone()),
                     None => context.join("Dockerfile"),
                 };
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
-                (path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), text)
+                (
+                    path.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    text,
+                )
             }
         };
-        let tags: Vec<Reference> = o.tags.iter().map(|t| Reference::parse(t)).collect::<Result<_, _>>()?;
-        let df = Dockerfile::parse(&file_name, &text).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let tags: Vec<Reference> = o
+            .tags
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<_, _>>()?;
+        let df = Dockerfile::parse(&file_name, &text)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let plan = plan_with(
             &df,
             &PlanOptions {
@@ -197,12 +227,22 @@ impl Engine {
                 plan.unused_build_args.join(", ")
             ));
         }
-        let ignore = DockerIgnore::load(&context).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let ignore =
+            DockerIgnore::load(&context).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let _lease = self.images()?.lease()?;
         let mut stages: BTreeMap<usize, StageState> = BTreeMap::new();
         let mut step_no = 0usize;
         for stage in &plan.stages {
-            let st = self.build_stage(&plan, stage, &stages, &context, &ignore, o, out, &mut step_no)?;
+            let st = self.build_stage(
+                &plan,
+                stage,
+                &stages,
+                &context,
+                &ignore,
+                o,
+                out,
+                &mut step_no,
+            )?;
             stages.insert(stage.index, st);
         }
         let target = plan
@@ -227,7 +267,11 @@ impl Engine {
         for t in &tags {
             out.line(&format!("#{step_no} naming to {}", t.familiar()));
         }
-        out.line(&format!("#{step_no} DONE {:.1}s (build total {:.2}s)", 0.0, t_all.elapsed().as_secs_f64()));
+        out.line(&format!(
+            "#{step_no} DONE {:.1}s (build total {:.2}s)",
+            0.0,
+            t_all.elapsed().as_secs_f64()
+        ));
         Ok(image.id)
     }
 
@@ -258,7 +302,15 @@ impl Engine {
                 cfg.set_created(Some(timestamp()));
                 cfg.rootfs_mut().set_diff_ids(Vec::new());
                 cfg.set_history(Vec::new());
-                (StepState { config: cfg, layers: Vec::new() }, sha(&["scratch"]), Vec::new(), None)
+                (
+                    StepState {
+                        config: cfg,
+                        layers: Vec::new(),
+                    },
+                    sha(&["scratch"]),
+                    Vec::new(),
+                    None,
+                )
             }
             Base::Stage(i) => {
                 let s = done
@@ -286,14 +338,20 @@ impl Engine {
                 })?;
                 let c = img.config.config().clone().unwrap_or_default();
                 (
-                    StepState { config: img.config.clone(), layers: img.manifest.layers().clone() },
+                    StepState {
+                        config: img.config.clone(),
+                        layers: img.manifest.layers().clone(),
+                    },
                     sha(&["image", &img.id]),
                     c.env().clone().unwrap_or_default(),
                     c.working_dir().clone(),
                 )
             }
         };
-        out.line(&format!("#{step_no} DONE {:.1}s", t.elapsed().as_secs_f64()));
+        out.line(&format!(
+            "#{step_no} DONE {:.1}s",
+            t.elapsed().as_secs_f64()
+        ));
         let env = plan
             .stage_env(stage)
             .with_base(&base_env, base_workdir.as_deref(), None);
@@ -301,8 +359,15 @@ impl Engine {
         for (i, ins) in stage.instructions.iter().enumerate() {
             *step_no += 1;
             let t = Instant::now();
-            out.line(&format!("#{step_no} [{}] {}", label(i + 2), ins.original.trim()));
-            let kind = st.env.apply(ins).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            out.line(&format!(
+                "#{step_no} [{}] {}",
+                label(i + 2),
+                ins.original.trim()
+            ));
+            let kind = st
+                .env
+                .apply(ins)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
             let args_key: String = st
                 .env
                 .args()
@@ -398,7 +463,11 @@ impl Engine {
             InstructionKind::Expose(ports) => {
                 let mut e = cfg.exposed_ports().clone().unwrap_or_default();
                 for p in ports {
-                    let p = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
+                    let p = if p.contains('/') {
+                        p.clone()
+                    } else {
+                        format!("{p}/tcp")
+                    };
                     if !e.contains(&p) {
                         e.push(p);
                     }
@@ -455,11 +524,13 @@ impl Engine {
                 let by = format!("RUN {}", argv.join(" "));
                 let run_env = st_env_pairs(&st.env);
                 let workdir = st.env.workdir().to_string();
-                self.layer_step(st, &by, |root| self.run_in(root, run_env, &cfg, &argv, &workdir, out, step_no))
-                    .map_err(|e| match e {
-                        EngineError::Invalid(m) if m.starts_with("process") => bad(file, line, m),
-                        other => other,
-                    })?;
+                self.layer_step(st, &by, |root| {
+                    self.run_in(root, run_env, &cfg, &argv, &workdir, out, step_no)
+                })
+                .map_err(|e| match e {
+                    EngineError::Invalid(m) if m.starts_with("process") => bad(file, line, m),
+                    other => other,
+                })?;
                 st.key = key.clone();
                 self.cache_store(&key, &st.state)?;
             }
@@ -468,7 +539,11 @@ impl Engine {
                 // Where sources come from: an earlier stage, or an image.
                 let from_stage: Option<&StageState> = match from_base {
                     Some(Base::Stage(i)) => Some(done.get(i).ok_or_else(|| {
-                        bad(file, line, format!("COPY --from: stage {i} was not built before this one"))
+                        bad(
+                            file,
+                            line,
+                            format!("COPY --from: stage {i} was not built before this one"),
+                        )
                     })?),
                     _ => None,
                 };
@@ -481,7 +556,9 @@ impl Engine {
                 let content_key = match (from_stage, &from_image) {
                     (Some(s), _) => sha(&["stage", &s.key]),
                     (None, Some(img)) => sha(&["image", &img.id]),
-                    (None, None) => hash_sources(context, ignore, &c.sources).map_err(|e| bad(file, line, e))?,
+                    (None, None) => {
+                        hash_sources(context, ignore, &c.sources).map_err(|e| bad(file, line, e))?
+                    }
                 };
                 let key = sha(&[&st.key, &desc, &content_key, args_key]);
                 if self.cache_hit(st, &key, o)? {
@@ -502,7 +579,10 @@ impl Engine {
                 } else {
                     None
                 };
-                let src_root = view.as_ref().map(|v| v.mount.clone()).unwrap_or_else(|| context.to_path_buf());
+                let src_root = view
+                    .as_ref()
+                    .map(|v| v.mount.clone())
+                    .unwrap_or_else(|| context.to_path_buf());
                 let workdir = st.env.workdir().to_string();
                 let chown = c.chown.clone();
                 let chmod = c.chmod.clone();
@@ -538,7 +618,12 @@ impl Engine {
         }
     }
 
-    fn cache_hit(&self, st: &mut StageState, key: &str, o: &BuildOptions) -> Result<bool, EngineError> {
+    fn cache_hit(
+        &self,
+        st: &mut StageState,
+        key: &str,
+        o: &BuildOptions,
+    ) -> Result<bool, EngineError> {
         if o.no_cache {
             return Ok(false);
         }
@@ -550,7 +635,7 @@ impl Engine {
         };
         // Every layer blob must still be in the store (rmi may have collected it).
         for l in &state.layers {
-            let p = self.images()?.blob_path(&l.digest().to_string())?;
+            let p = self.images()?.blob_path(l.digest().as_ref())?;
             if !p.exists() {
                 return Ok(false);
             }
@@ -561,8 +646,10 @@ impl Engine {
     }
 
     fn cache_store(&self, key: &str, state: &StepState) -> Result<(), EngineError> {
-        let json = serde_json::to_string(state).map_err(|e| EngineError::Invalid(format!("build cache: {e}")))?;
-        self.db()?.cache_put(key, &json, &chrono::Utc::now().to_rfc3339())
+        let json = serde_json::to_string(state)
+            .map_err(|e| EngineError::Invalid(format!("build cache: {e}")))?;
+        self.db()?
+            .cache_put(key, &json, &chrono::Utc::now().to_rfc3339())
     }
 
     /// Makes sure the state's layers are unpacked in the storage driver.
@@ -604,13 +691,18 @@ impl Engine {
         let tmp_dir = self.config.run_dir().join("build");
         let tmp = tmp_dir.join(format!("{}.tar", snap.key));
         let result = (|| -> Result<Descriptor, EngineError> {
-            let mut f = std::fs::File::create(&tmp).map_err(|e| EngineError::io(format!("creating {}", tmp.display()), e))?;
+            let mut f = std::fs::File::create(&tmp)
+                .map_err(|e| EngineError::io(format!("creating {}", tmp.display()), e))?;
             storage
                 .diff(&snap.key, &mut f, source_date_epoch())
                 .map_err(|e| EngineError::plugin("computing the layer diff", e))?;
-            f.flush().map_err(|e| EngineError::io("writing the layer diff", e))?;
-            let mut f = std::fs::File::open(&tmp).map_err(|e| EngineError::io("reading the layer diff", e))?;
-            Ok(self.images()?.write_blob(&mut f, "application/vnd.oci.image.layer.v1.tar")?)
+            f.flush()
+                .map_err(|e| EngineError::io("writing the layer diff", e))?;
+            let mut f = std::fs::File::open(&tmp)
+                .map_err(|e| EngineError::io("reading the layer diff", e))?;
+            Ok(self
+                .images()?
+                .write_blob(&mut f, "application/vnd.oci.image.layer.v1.tar")?)
         })();
         let _ = std::fs::remove_file(&tmp);
         let desc = result?;
@@ -676,10 +768,16 @@ impl Engine {
         };
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| EngineError::io("creating a pipe", e.into()))?;
-        let w2 = w.try_clone().map_err(|e| EngineError::io("duplicating a pipe", e))?;
+        let w2 = w
+            .try_clone()
+            .map_err(|e| EngineError::io("duplicating a pipe", e))?;
         let created = berth_runtime::create(
             &spec,
-            berth_runtime::Stdio::Fds { stdin: None, stdout: w, stderr: w2 },
+            berth_runtime::Stdio::Fds {
+                stdin: None,
+                stdout: w,
+                stderr: w2,
+            },
         )
         .map_err(|e| EngineError::Invalid(format!("starting the RUN command: {e}")))?;
         let started = match created.start() {
@@ -713,7 +811,11 @@ impl Engine {
             }
         }
         if !pending.is_empty() {
-            out.line(&format!("#{step_no} {:.3} {}", t0.elapsed().as_secs_f64(), String::from_utf8_lossy(&pending)));
+            out.line(&format!(
+                "#{step_no} {:.3} {}",
+                t0.elapsed().as_secs_f64(),
+                String::from_utf8_lossy(&pending)
+            ));
         }
         let _ = reader.as_raw_fd();
         let code = started
@@ -731,7 +833,10 @@ impl Engine {
 }
 
 fn st_env_pairs(env: &StageEnv) -> Vec<String> {
-    env.run_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    env.run_env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 fn state_chain(state: &StepState) -> Option<String> {
@@ -769,7 +874,11 @@ fn desc_short(c: &berth_dockerfile::Copy) -> String {
 }
 
 /// Content hash of COPY sources in the context (paths, modes, link targets, contents).
-fn hash_sources(context: &Path, ignore: &DockerIgnore, sources: &[CopySource]) -> Result<String, String> {
+fn hash_sources(
+    context: &Path,
+    ignore: &DockerIgnore,
+    sources: &[CopySource],
+) -> Result<String, String> {
     let mut h = Sha256::new();
     for s in sources {
         match s {
@@ -788,8 +897,10 @@ fn hash_sources(context: &Path, ignore: &DockerIgnore, sources: &[CopySource]) -
                                 h.update(t.as_os_str().as_encoded_bytes());
                             }
                         } else if md.is_file() {
-                            let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                            std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", path.display()))?;
+                            let mut f = std::fs::File::open(path)
+                                .map_err(|e| format!("{}: {e}", path.display()))?;
+                            std::io::copy(&mut f, &mut h)
+                                .map_err(|e| format!("{}: {e}", path.display()))?;
                         }
                         Ok(())
                     })?;

@@ -15,11 +15,10 @@ fn clean_rel(p: &str) -> Result<String, String> {
     for c in Path::new(p.trim_start_matches('/')).components() {
         match c {
             Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
-            Component::ParentDir => {
-                if out.pop().is_none() {
-                    return Err(format!("source {p:?} is outside the build context"));
-                }
+            Component::ParentDir if out.pop().is_none() => {
+                return Err(format!("source {p:?} is outside the build context"));
             }
+            Component::ParentDir => {}
             _ => {}
         }
     }
@@ -31,11 +30,16 @@ fn has_glob(s: &str) -> bool {
 }
 
 /// The (relative, absolute) paths a COPY source names: itself, or its glob matches.
-pub fn expand_sources(root: &Path, pattern: &str, ignore: Option<&DockerIgnore>) -> Result<Vec<(String, PathBuf)>, String> {
+pub fn expand_sources(
+    root: &Path,
+    pattern: &str,
+    ignore: Option<&DockerIgnore>,
+) -> Result<Vec<(String, PathBuf)>, String> {
     let rel = clean_rel(pattern)?;
     let mut out = Vec::new();
     if has_glob(&rel) {
-        let pat = glob::Pattern::new(&rel).map_err(|e| format!("invalid pattern {pattern:?}: {e}"))?;
+        let pat =
+            glob::Pattern::new(&rel).map_err(|e| format!("invalid pattern {pattern:?}: {e}"))?;
         // Walk only as deep as the pattern has components.
         let depth = rel.split('/').count();
         let mut stack = vec![(String::new(), root.to_path_buf(), 0usize)];
@@ -43,15 +47,22 @@ pub fn expand_sources(root: &Path, pattern: &str, ignore: Option<&DockerIgnore>)
             if d == depth {
                 continue;
             }
-            let Ok(rd) = std::fs::read_dir(&p) else { continue };
+            let Ok(rd) = std::fs::read_dir(&p) else {
+                continue;
+            };
             let mut names: Vec<_> = rd.filter_map(|e| e.ok()).collect();
             names.sort_by_key(|e| e.file_name());
             for e in names {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let nr = if r.is_empty() { name.clone() } else { format!("{r}/{name}") };
+                let nr = if r.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{r}/{name}")
+                };
                 let np = e.path();
                 if d + 1 == depth {
-                    if pat.matches(&nr) && !ignore.is_some_and(|i| i.is_excluded(&nr, np.is_dir())) {
+                    if pat.matches(&nr) && !ignore.is_some_and(|i| i.is_excluded(&nr, np.is_dir()))
+                    {
                         out.push((nr, np));
                     }
                 } else if np.is_dir() {
@@ -61,11 +72,17 @@ pub fn expand_sources(root: &Path, pattern: &str, ignore: Option<&DockerIgnore>)
         }
         out.sort();
         if out.is_empty() {
-            return Err(format!("no source files were specified: {pattern:?} matches nothing in the build context"));
+            return Err(format!(
+                "no source files were specified: {pattern:?} matches nothing in the build context"
+            ));
         }
         return Ok(out);
     }
-    let abs = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
+    let abs = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(&rel)
+    };
     let excluded = !rel.is_empty() && ignore.is_some_and(|i| i.is_excluded(&rel, abs.is_dir()));
     if excluded || std::fs::symlink_metadata(&abs).is_err() {
         return Err(format!(
@@ -94,7 +111,11 @@ pub fn walk(
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
-            let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let r = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
             let p = e.path();
             if let Some(i) = ignore {
                 let is_dir = p.is_dir();
@@ -154,7 +175,8 @@ struct Owner {
 }
 
 fn apply_meta(path: &Path, md: Option<&Metadata>, o: &Owner, is_link: bool) -> Result<(), String> {
-    std::os::unix::fs::lchown(path, Some(o.uid), Some(o.gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+    std::os::unix::fs::lchown(path, Some(o.uid), Some(o.gid))
+        .map_err(|e| format!("chown {}: {e}", path.display()))?;
     if !is_link {
         let mode = match (o.mode, md) {
             (Some(m), _) => Some(m),
@@ -187,18 +209,41 @@ fn mkdirs(root: &Path, dir: &str, o: &Owner) -> Result<PathBuf, String> {
         let p = in_root(root, &cur);
         if !p.exists() {
             std::fs::create_dir(&p).map_err(|e| format!("creating {cur}: {e}"))?;
-            apply_meta(&p, None, &Owner { uid: o.uid, gid: o.gid, mode: Some(0o755) }, false)?;
+            apply_meta(
+                &p,
+                None,
+                &Owner {
+                    uid: o.uid,
+                    gid: o.gid,
+                    mode: Some(0o755),
+                },
+                false,
+            )?;
         }
     }
     Ok(in_root(root, dir))
 }
 
 /// Copies one tree (file, dir or link) from `src` to container path `dst` in `root`.
-fn copy_tree(src: &Path, root: &Path, dst: &str, ignore: Option<&DockerIgnore>, rel: &str, o: &Owner) -> Result<(), String> {
+fn copy_tree(
+    src: &Path,
+    root: &Path,
+    dst: &str,
+    ignore: Option<&DockerIgnore>,
+    rel: &str,
+    o: &Owner,
+) -> Result<(), String> {
     walk(src, rel, ignore, &mut |r, path, md| {
         let sub = r.strip_prefix(rel).unwrap_or(r).trim_start_matches('/');
-        let target_c = if sub.is_empty() { dst.to_string() } else { format!("{}/{}", dst.trim_end_matches('/'), sub) };
-        let parent = Path::new(&target_c).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
+        let target_c = if sub.is_empty() {
+            dst.to_string()
+        } else {
+            format!("{}/{}", dst.trim_end_matches('/'), sub)
+        };
+        let parent = Path::new(&target_c)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
         mkdirs(root, &parent, o)?;
         let name = Path::new(&target_c).file_name().map(|n| n.to_owned());
         let target = match name {
@@ -215,7 +260,8 @@ fn copy_tree(src: &Path, root: &Path, dst: &str, ignore: Option<&DockerIgnore>, 
         } else if ft.is_symlink() {
             let link = std::fs::read_link(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let _ = std::fs::remove_file(&target);
-            std::os::unix::fs::symlink(&link, &target).map_err(|e| format!("linking {target_c}: {e}"))?;
+            std::os::unix::fs::symlink(&link, &target)
+                .map_err(|e| format!("linking {target_c}: {e}"))?;
             apply_meta(&target, Some(md), o, true)
         } else if ft.is_file() {
             if target.is_dir() {
@@ -231,7 +277,10 @@ fn copy_tree(src: &Path, root: &Path, dst: &str, ignore: Option<&DockerIgnore>, 
 }
 
 fn looks_like_archive(p: &Path) -> bool {
-    let n = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let n = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     n.ends_with(".tar") || n.ends_with(".tar.gz") || n.ends_with(".tgz") || n.ends_with(".tar.zst")
 }
 
@@ -242,14 +291,18 @@ fn extract(archive: &Path, root: &Path, dest_dir: &str, o: &Owner) -> Result<(),
     let reader: Box<dyn std::io::Read> = if name.ends_with(".gz") || name.ends_with(".tgz") {
         Box::new(flate2::read::GzDecoder::new(f))
     } else if name.ends_with(".zst") {
-        Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| format!("{}: {e}", archive.display()))?)
+        Box::new(
+            zstd::stream::read::Decoder::new(f)
+                .map_err(|e| format!("{}: {e}", archive.display()))?,
+        )
     } else {
         Box::new(f)
     };
     let mut a = tar::Archive::new(reader);
     a.set_preserve_permissions(true);
     // `tar` refuses entries that would land outside `target` (`..`, absolute paths).
-    a.unpack(&target).map_err(|e| format!("extracting {}: {e}", archive.display()))
+    a.unpack(&target)
+        .map_err(|e| format!("extracting {}: {e}", archive.display()))
 }
 
 /// The whole COPY/ADD: `sources` (from `src_root`, filtered by `ignore` when it is the
@@ -274,14 +327,17 @@ pub fn copy_into(
     let (uid, gid) = match chown {
         None => (0, 0),
         Some(spec) => {
-            let (uid, gid, _, _) =
-                berth_runtime::resolve_user(root, spec).map_err(|e| format!("--chown={spec}: {e}"))?;
+            let (uid, gid, _, _) = berth_runtime::resolve_user(root, spec)
+                .map_err(|e| format!("--chown={spec}: {e}"))?;
             (uid, gid)
         }
     };
     let mode = match chmod {
         None => None,
-        Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| format!("--chmod={m}: expected an octal mode like 755"))?),
+        Some(m) => Some(
+            u32::from_str_radix(m, 8)
+                .map_err(|_| format!("--chmod={m}: expected an octal mode like 755"))?,
+        ),
     };
     let o = Owner { uid, gid, mode };
     let mut expanded: Vec<(String, PathBuf)> = Vec::new();
@@ -290,7 +346,11 @@ pub fn copy_into(
         match s {
             CopySource::Heredoc(h) => heredocs.push(h),
             CopySource::Path(p) => {
-                if is_add && (p.starts_with("http://") || p.starts_with("https://") || p.starts_with("git@")) {
+                if is_add
+                    && (p.starts_with("http://")
+                        || p.starts_with("https://")
+                        || p.starts_with("git@"))
+                {
                     return Err(format!("ADD {p}: remote sources are not supported (berth builds have no network access to fetch them); download the file into the build context and ADD it from there"));
                 }
                 if p.contains("://") {
@@ -303,16 +363,36 @@ pub fn copy_into(
     let dest_is_dir = dest.ends_with('/')
         || expanded.len() + heredocs.len() > 1
         || in_root(root, &dest_abs).is_dir();
-    if expanded.len() + heredocs.len() > 1 && !dest.ends_with('/') && !in_root(root, &dest_abs).is_dir() {
+    if expanded.len() + heredocs.len() > 1
+        && !dest.ends_with('/')
+        && !in_root(root, &dest_abs).is_dir()
+    {
         return Err(format!("when using COPY with more than one source file, the destination must be a directory and end with a /: {dest}"));
     }
     for h in heredocs {
-        let target = if dest_is_dir { format!("{}/{}", dest_abs.trim_end_matches('/'), h.name) } else { dest_abs.clone() };
-        let parent = Path::new(&target).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
+        let target = if dest_is_dir {
+            format!("{}/{}", dest_abs.trim_end_matches('/'), h.name)
+        } else {
+            dest_abs.clone()
+        };
+        let parent = Path::new(&target)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
         let dir = mkdirs(root, &parent, &o)?;
         let file = dir.join(Path::new(&target).file_name().unwrap_or_default());
-        std::fs::write(&file, h.content.as_bytes()).map_err(|e| format!("writing {target}: {e}"))?;
-        apply_meta(&file, None, &Owner { uid, gid, mode: Some(mode.unwrap_or(0o644)) }, false)?;
+        std::fs::write(&file, h.content.as_bytes())
+            .map_err(|e| format!("writing {target}: {e}"))?;
+        apply_meta(
+            &file,
+            None,
+            &Owner {
+                uid,
+                gid,
+                mode: Some(mode.unwrap_or(0o644)),
+            },
+            false,
+        )?;
     }
     for (rel, abs) in expanded {
         let md = std::fs::symlink_metadata(&abs).map_err(|e| format!("{}: {e}", abs.display()))?;
@@ -324,7 +404,10 @@ pub fn copy_into(
             extract(&abs, root, &dest_abs, &o)?;
         } else {
             let target = if dest_is_dir {
-                let base = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let base = abs
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 format!("{}/{}", dest_abs.trim_end_matches('/'), base)
             } else {
                 dest_abs.clone()
@@ -367,20 +450,91 @@ mod tests {
         std::fs::write(ctx.path().join("g.conf"), "g").unwrap();
         let p = |s: &str| CopySource::Path(s.into());
         // A directory's contents go into the destination.
-        copy_into(ctx.path(), None, &[p("dir")], root.path(), "/out", "/", None, None, false).unwrap();
+        copy_into(
+            ctx.path(),
+            None,
+            &[p("dir")],
+            root.path(),
+            "/out",
+            "/",
+            None,
+            None,
+            false,
+        )
+        .unwrap();
         assert!(root.path().join("out/a.txt").is_file());
         assert!(root.path().join("out/sub/b.txt").is_file());
         // A file to a path, relative to WORKDIR.
-        copy_into(ctx.path(), None, &[p("f.conf")], root.path(), "x.conf", "/etc/app", None, Some("600"), false).unwrap();
+        copy_into(
+            ctx.path(),
+            None,
+            &[p("f.conf")],
+            root.path(),
+            "x.conf",
+            "/etc/app",
+            None,
+            Some("600"),
+            false,
+        )
+        .unwrap();
         let md = std::fs::metadata(root.path().join("etc/app/x.conf")).unwrap();
         assert_eq!(md.permissions().mode() & 0o777, 0o600);
         // Globs into a directory.
-        copy_into(ctx.path(), None, &[p("*.conf")], root.path(), "/confs/", "/", None, None, false).unwrap();
-        assert!(root.path().join("confs/f.conf").is_file() && root.path().join("confs/g.conf").is_file());
+        copy_into(
+            ctx.path(),
+            None,
+            &[p("*.conf")],
+            root.path(),
+            "/confs/",
+            "/",
+            None,
+            None,
+            false,
+        )
+        .unwrap();
+        assert!(
+            root.path().join("confs/f.conf").is_file()
+                && root.path().join("confs/g.conf").is_file()
+        );
         // Several sources need a directory destination.
-        assert!(copy_into(ctx.path(), None, &[p("f.conf"), p("g.conf")], root.path(), "/one", "/", None, None, false).is_err());
+        assert!(copy_into(
+            ctx.path(),
+            None,
+            &[p("f.conf"), p("g.conf")],
+            root.path(),
+            "/one",
+            "/",
+            None,
+            None,
+            false
+        )
+        .is_err());
         // Missing and escaping sources.
-        assert!(copy_into(ctx.path(), None, &[p("nope")], root.path(), "/", "/", None, None, false).unwrap_err().contains("not found"));
-        assert!(copy_into(ctx.path(), None, &[p("../x")], root.path(), "/", "/", None, None, false).unwrap_err().contains("outside"));
+        assert!(copy_into(
+            ctx.path(),
+            None,
+            &[p("nope")],
+            root.path(),
+            "/",
+            "/",
+            None,
+            None,
+            false
+        )
+        .unwrap_err()
+        .contains("not found"));
+        assert!(copy_into(
+            ctx.path(),
+            None,
+            &[p("../x")],
+            root.path(),
+            "/",
+            "/",
+            None,
+            None,
+            false
+        )
+        .unwrap_err()
+        .contains("outside"));
     }
 }

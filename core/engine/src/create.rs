@@ -95,7 +95,10 @@ pub fn merge_config(image: &Image, o: &CreateOptions) -> Result<ContainerConfig,
         for e in &exposed {
             let (p, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
             if let Ok(p) = p.parse::<u16>() {
-                if !ports.iter().any(|x| x.container_port == p && x.protocol == proto) {
+                if !ports
+                    .iter()
+                    .any(|x| x.container_port == p && x.protocol == proto)
+                {
                     ports.push(PortConfig {
                         host_ip: String::new(),
                         host_port: 0,
@@ -267,9 +270,15 @@ impl Engine {
             let dir = self.container_dir(&id);
             std::fs::create_dir_all(dir.join("rootfs"))
                 .map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
-            storage
-                .prepare(&id, top.as_deref(), false)
-                .map_err(|e| EngineError::plugin(format!("preparing the container's filesystem ({})", config_driver(&rec)), e))?;
+            storage.prepare(&id, top.as_deref(), false).map_err(|e| {
+                EngineError::plugin(
+                    format!(
+                        "preparing the container's filesystem ({})",
+                        config_driver(&rec)
+                    ),
+                    e,
+                )
+            })?;
             self.create_volumes(&rec)?;
             Ok(())
         })();

@@ -23,7 +23,8 @@ pub struct ExecRequest {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), EngineError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| EngineError::io("creating a pipe", e.into()))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| EngineError::io("creating a pipe", e.into()))
 }
 
 impl Engine {
@@ -37,7 +38,12 @@ impl Engine {
                     rec.name
                 )))
             }
-            _ => return Err(EngineError::Conflict(format!("container {} is not running", rec.name))),
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is not running",
+                    rec.name
+                )))
+            }
         }
         let mut env = rec.config.env.clone();
         for e in &req.env {
@@ -46,7 +52,10 @@ impl Engine {
         let process = runtime::ProcessSpec {
             args: req.args.clone(),
             env,
-            cwd: req.workdir.clone().unwrap_or_else(|| rec.config.cwd.clone()),
+            cwd: req
+                .workdir
+                .clone()
+                .unwrap_or_else(|| rec.config.cwd.clone()),
             user: req.user.clone().unwrap_or_else(|| rec.config.user.clone()),
             tty: req.tty,
         };
@@ -61,7 +70,14 @@ impl Engine {
                     .map(OwnedFd::from)
                     .map_err(|e| EngineError::io("opening /dev/null", e))
             };
-            (runtime::Stdio::Fds { stdin: None, stdout: null()?, stderr: null()? }, Some(ContainerIo::None))
+            (
+                runtime::Stdio::Fds {
+                    stdin: None,
+                    stdout: null()?,
+                    stderr: null()?,
+                },
+                Some(ContainerIo::None),
+            )
         } else {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
@@ -76,8 +92,15 @@ impl Engine {
                 None
             };
             (
-                runtime::Stdio::Fds { stdin, stdout: out_w, stderr: err_w },
-                Some(ContainerIo::Pipes { stdout: out_r, stderr: err_r }),
+                runtime::Stdio::Fds {
+                    stdin,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+                Some(ContainerIo::Pipes {
+                    stdout: out_r,
+                    stderr: err_r,
+                }),
             )
         };
         // The exec'd process joins the container's cgroup before it execs: the runtime
@@ -139,17 +162,28 @@ fn cgroup_procs_of(pid: i32) -> Vec<std::path::PathBuf> {
         }
         // Find the mount of this hierarchy.
         for m in mounts.lines() {
-            let Some((left, right)) = m.split_once(" - ") else { continue };
+            let Some((left, right)) = m.split_once(" - ") else {
+                continue;
+            };
             let f: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
-            let (Some(mp), Some(fstype), Some(opts)) = (f.get(4), r.first(), r.get(2)) else { continue };
+            let (Some(mp), Some(fstype), Some(opts)) = (f.get(4), r.first(), r.get(2)) else {
+                continue;
+            };
             let matches = if ctrls.is_empty() {
                 *fstype == "cgroup2"
             } else {
-                *fstype == "cgroup" && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c || o == format!("name={}", c.trim_start_matches("name="))))
+                *fstype == "cgroup"
+                    && ctrls.split(',').all(|c| {
+                        opts.split(',').any(|o| {
+                            o == c || o == format!("name={}", c.trim_start_matches("name="))
+                        })
+                    })
             };
             if matches {
-                let p = std::path::Path::new(mp).join(path.trim_start_matches('/')).join("cgroup.procs");
+                let p = std::path::Path::new(mp)
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.procs");
                 if p.exists() {
                     out.push(p);
                 }

@@ -6,11 +6,11 @@
 
 pub mod build;
 pub mod config;
-mod copy;
 pub mod container;
+mod copy;
 pub mod create;
-pub mod exec;
 pub mod db;
+pub mod exec;
 pub mod host;
 pub mod images;
 pub mod lifecycle;

@@ -22,10 +22,15 @@ use crate::{
 /// Parses `SIGTERM`, `TERM`, `15`.
 pub fn parse_signal(s: &str) -> Result<Signal, EngineError> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")));
+        return Signal::try_from(n)
+            .map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     name.parse::<Signal>()
         .map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")))
 }
@@ -163,7 +168,11 @@ impl Engine {
     }
 
     /// Waits until the record is no longer live (the supervisor recorded the exit).
-    pub fn wait_exit(&self, id: &str, timeout: Option<Duration>) -> Result<ContainerRecord, EngineError> {
+    pub fn wait_exit(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ContainerRecord, EngineError> {
         let start = Instant::now();
         let mut sleep = Duration::from_millis(2);
         loop {
@@ -216,7 +225,12 @@ impl Engine {
 
     /// `berth rm`: refuses a running container unless `force`; `volumes` also removes its
     /// anonymous volumes.
-    pub fn remove_container(&self, id: &str, force: bool, volumes: bool) -> Result<(), EngineError> {
+    pub fn remove_container(
+        &self,
+        id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
         let Some(rec) = self.db()?.get(id)? else {
             return Ok(());
         };
@@ -236,7 +250,12 @@ impl Engine {
             match st.remove(id) {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(EngineError::plugin(format!("removing the filesystem of {}", rec.name), e)),
+                Err(e) => {
+                    return Err(EngineError::plugin(
+                        format!("removing the filesystem of {}", rec.name),
+                        e,
+                    ))
+                }
             }
         }
         let dir = self.container_dir(id);
@@ -263,11 +282,12 @@ impl Engine {
     }
 
     pub fn volume_in_use(&self, name: &str) -> Result<bool, EngineError> {
-        Ok(self
-            .db()?
-            .list()?
-            .iter()
-            .any(|c| c.config.mounts.iter().any(|m| m.kind == "volume" && m.source == name)))
+        Ok(self.db()?.list()?.iter().any(|c| {
+            c.config
+                .mounts
+                .iter()
+                .any(|m| m.kind == "volume" && m.source == name)
+        }))
     }
 
     pub fn remove_volume_data(&self, name: &str) -> Result<(), EngineError> {
@@ -284,9 +304,17 @@ impl Engine {
         match rec.state {
             State::Running => {}
             State::Paused => {
-                return Err(EngineError::Conflict(format!("container {} is already paused", rec.name)))
+                return Err(EngineError::Conflict(format!(
+                    "container {} is already paused",
+                    rec.name
+                )))
             }
-            _ => return Err(EngineError::Conflict(format!("container {} is not running", rec.name))),
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is not running",
+                    rec.name
+                )))
+            }
         }
         self.plugins
             .isolator()?
@@ -297,7 +325,10 @@ impl Engine {
 
     pub fn unpause(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
         if rec.state != State::Paused {
-            return Err(EngineError::Conflict(format!("container {} is not paused", rec.name)));
+            return Err(EngineError::Conflict(format!(
+                "container {} is not paused",
+                rec.name
+            )));
         }
         self.plugins
             .isolator()?
@@ -307,7 +338,11 @@ impl Engine {
     }
 
     /// `berth update`: new limits, applied live when running.
-    pub fn update_limits(&self, rec: &ContainerRecord, limits: &LimitsConfig) -> Result<(), EngineError> {
+    pub fn update_limits(
+        &self,
+        rec: &ContainerRecord,
+        limits: &LimitsConfig,
+    ) -> Result<(), EngineError> {
         if rec.state.is_live() {
             self.plugins
                 .isolator()?

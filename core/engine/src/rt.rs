@@ -22,7 +22,10 @@ pub enum Net {
 
 pub enum StartError {
     /// The process could not exec: Docker's 126/127 with its message.
-    Exec { code: i32, message: String },
+    Exec {
+        code: i32,
+        message: String,
+    },
     Other(EngineError),
 }
 

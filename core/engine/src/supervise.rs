@@ -206,11 +206,24 @@ impl Engine {
             Err(e) if rec.config.limits.is_empty() => {
                 tracing::warn!("no isolator: {e}; running without resource control");
             }
-            Err(e) => return Err(EngineError::Invalid(format!("resource limits need an isolator: {e}"))),
+            Err(e) => {
+                return Err(EngineError::Invalid(format!(
+                    "resource limits need an isolator: {e}"
+                )))
+            }
         }
 
         let mounts = self.resolve_mounts(rec)?;
-        let created = rt::create(self, rec, &setup.rootfs, &hostname, &etc, &mounts, netmode, mode)?;
+        let created = rt::create(
+            self,
+            rec,
+            &setup.rootfs,
+            &hostname,
+            &etc,
+            &mounts,
+            netmode,
+            mode,
+        )?;
         let pid = created.pid();
         let attach = (|| -> Result<(), EngineError> {
             if let Ok(iso) = &isolator {
@@ -259,10 +272,9 @@ impl Engine {
             f(Ok(()));
         }
         let mut log = LogWriter::open(&dir.join("container.log"))?;
-        let code = relay(started.pid(), io, Some(&mut log), mode)?;
+        relay(started.pid(), io, Some(&mut log), mode)?;
         let _ = log.flush();
         let status = started.wait()?;
-        let _ = code;
         Ok(ExitInfo {
             code: status,
             oom_killed: false,
@@ -347,7 +359,11 @@ impl Engine {
                     host_ip: p.host_ip.clone().into(),
                     host_port: p.host_port,
                     container_port: p.container_port,
-                    protocol: if p.protocol == "udp" { Protocol::Udp } else { Protocol::Tcp },
+                    protocol: if p.protocol == "udp" {
+                        Protocol::Udp
+                    } else {
+                        Protocol::Tcp
+                    },
                 })
                 .collect::<Vec<_>>()
                 .into(),
@@ -356,14 +372,23 @@ impl Engine {
             .attach(&req)
             .map_err(|e| EngineError::plugin(format!("connecting to network {network}"), e))?;
         let iface = res.interfaces.first().cloned().unwrap_or_default();
-        let addr = iface.addresses.first().map(|a| a.to_string()).unwrap_or_default();
+        let addr = iface
+            .addresses
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let (ip, prefix) = addr.split_once('/').unwrap_or((addr.as_str(), "0"));
         Ok(AttachedNetwork {
             network: network.to_string(),
             ifname: iface.name.to_string(),
             ip: ip.to_string(),
             prefix_len: prefix.parse().unwrap_or(0),
-            gateway: res.gateway.clone().map(|g| g.to_string()).into_option().unwrap_or_default(),
+            gateway: res
+                .gateway
+                .clone()
+                .map(|g| g.to_string())
+                .into_option()
+                .unwrap_or_default(),
             mac: iface.mac.to_string(),
             ports: res
                 .ports
@@ -424,7 +449,10 @@ impl Engine {
     }
 
     /// Volume mounts resolved to host directories.
-    fn resolve_mounts(&self, rec: &ContainerRecord) -> Result<Vec<crate::container::MountConfig>, EngineError> {
+    fn resolve_mounts(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<Vec<crate::container::MountConfig>, EngineError> {
         let mut out = Vec::new();
         for m in &rec.config.mounts {
             let mut m = m.clone();
@@ -523,12 +551,21 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(t) = &self.saved {
-            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, t);
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
         }
     }
 }
 
-pub(crate) fn relay(pid: i32, io: ContainerIo, mut log: Option<&mut LogWriter>, mode: IoMode) -> Result<(), EngineError> {
+pub(crate) fn relay(
+    pid: i32,
+    io: ContainerIo,
+    mut log: Option<&mut LogWriter>,
+    mode: IoMode,
+) -> Result<(), EngineError> {
     let _raw = match (&io, mode) {
         (ContainerIo::Pty { .. }, IoMode::Foreground) => Some(RawMode::enter()),
         _ => None,
@@ -541,7 +578,8 @@ pub(crate) fn relay(pid: i32, io: ContainerIo, mut log: Option<&mut LogWriter>, 
     }
     let sigfd = if mode == IoMode::Foreground {
         mask.thread_block().ok();
-        nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC).ok()
+        nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
+            .ok()
     } else {
         None
     };
@@ -581,7 +619,11 @@ pub(crate) fn relay(pid: i32, io: ContainerIo, mut log: Option<&mut LogWriter>, 
         }
         // After the process exited, drain what is buffered without waiting for writers
         // that inherited the pipe (daemonised grandchildren).
-        let timeout = if exited { PollTimeout::ZERO } else { PollTimeout::NONE };
+        let timeout = if exited {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::NONE
+        };
         match poll(&mut fds, timeout) {
             Ok(0) => {
                 if exited {
@@ -627,7 +669,10 @@ pub(crate) fn relay(pid: i32, io: ContainerIo, mut log: Option<&mut LogWriter>, 
                                         rt::copy_winsize(0, m.as_raw_fd());
                                     }
                                 } else {
-                                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+                                    let _ = nix::sys::signal::kill(
+                                        nix::unistd::Pid::from_raw(pid),
+                                        sig,
+                                    );
                                 }
                             }
                         }
