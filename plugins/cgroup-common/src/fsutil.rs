@@ -80,6 +80,36 @@ pub fn mkdir(path: &Path) -> CgResult<bool> {
     }
 }
 
+/// Creates group `path`; if its parent vanished meanwhile (another berth removed the
+/// empty parent after its last container), recreates it with `ensure_parent` and retries.
+pub fn mkdir_group(path: &Path, ensure_parent: &dyn Fn() -> CgResult<()>) -> CgResult<bool> {
+    for _ in 0..5 {
+        match fs::create_dir(path) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => ensure_parent()?,
+            Err(e) => return Err(CgError::io("create cgroup", path, e)),
+        }
+    }
+    mkdir(path)
+}
+
+/// Removes berth's parent groups (`anchor/rel`, innermost first) once they are empty, so
+/// no group of ours outlives the last container. Never touches `anchor`. Best effort: a
+/// parent that still has groups (or a race with a creator, see [`mkdir_group`]) stays.
+pub fn remove_empty_parents(anchor: &Path, rel: &Path) {
+    let mut p = anchor.join(rel);
+    while p != anchor && p.starts_with(anchor) {
+        if fs::remove_dir(&p).is_err() {
+            break;
+        }
+        tracing::debug!(path = %p.display(), "removed empty parent group");
+        if !p.pop() {
+            break;
+        }
+    }
+}
+
 /// Creates `base/rel` component by component, returning the directories it created
 /// (outermost first). `base` itself must exist and is never written.
 pub fn mkdir_below(base: &Path, rel: &Path) -> CgResult<Vec<PathBuf>> {

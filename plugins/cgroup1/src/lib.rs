@@ -179,7 +179,7 @@ impl Cgroup1 {
     fn create_inner(&self, id: &str, l: &Limits, created: &mut Vec<PathBuf>) -> CgResult<()> {
         for h in &self.hierarchies {
             let dir = h.group(id);
-            if !fsutil::mkdir(&dir)? {
+            if !fsutil::mkdir_group(&dir, &|| hierarchy::ensure_parent(h))? {
                 return Err(CgError::AlreadyExists {
                     id: id.to_string(),
                     path: dir,
@@ -399,6 +399,9 @@ impl Isolator for Cgroup1 {
         self.kill_all(id)?;
         for h in &self.hierarchies {
             fsutil::rmdir_retry(&h.group(id), RMDIR_TIMEOUT)?;
+        }
+        for h in &self.hierarchies {
+            fsutil::remove_empty_parents(&h.anchor, &h.rel);
         }
         Ok(())
     }

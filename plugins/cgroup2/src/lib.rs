@@ -298,7 +298,7 @@ impl Isolator for Cgroup2 {
         self.ensure_parent()?;
         self.check(limits)?;
         let dir = self.group_dir(id);
-        if !fsutil::mkdir(&dir)? {
+        if !fsutil::mkdir_group(&dir, &|| self.ensure_parent())? {
             return Err(CgError::AlreadyExists {
                 id: id.to_string(),
                 path: dir,
@@ -387,7 +387,9 @@ impl Isolator for Cgroup2 {
             core::thaw(&dir)?;
         }
         self.kill_all(id, &dir)?;
-        Ok(fsutil::rmdir_retry(&dir, RMDIR_TIMEOUT)?)
+        fsutil::rmdir_retry(&dir, RMDIR_TIMEOUT)?;
+        fsutil::remove_empty_parents(&self.anchor, &self.rel);
+        Ok(())
     }
 
     fn list(&self) -> PluginResult<Vec<String>> {
