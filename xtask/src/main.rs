@@ -8,6 +8,7 @@
 //!   `BERTH_STAGE` pointing at the staged tree.
 //! * `bench` — whole-command timings side by side with peers (see `bench.rs`).
 
+mod bench;
 mod images;
 mod stage;
 
@@ -16,7 +17,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <build [--release] | test [-- <cargo test args>] | bench | images [--root DIR] [NAME...]>"
+    "usage: cargo xtask <build [--release] | test [-- <cargo test args>] | bench [--save] [-n RUNS] | images [--root DIR] [NAME...]>"
 }
 
 fn main() -> Result<()> {
@@ -48,6 +49,17 @@ fn main() -> Result<()> {
                 bail!("tests failed");
             }
             Ok(())
+        }
+        "bench" => {
+            let save = rest.iter().any(|a| a == "--save");
+            let n = rest
+                .iter()
+                .position(|a| a == "-n")
+                .and_then(|i| rest.get(i + 1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(11);
+            let dir = stage::build_and_stage(true)?;
+            bench::run(&dir.join("bin/berth"), &stage::workspace_root()?, save, n).map(|_| ())
         }
         "images" => {
             let dir = stage::build_and_stage(true)?;
