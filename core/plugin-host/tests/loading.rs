@@ -119,3 +119,40 @@ fn missing_plugin_names_dirs_and_alternatives() {
     assert!(msg.contains("/nonexistent/berth"), "{msg}");
     assert!(msg.contains("panicky"), "available plugins listed: {msg}");
 }
+
+/// The third-party template (depends on berth-abi alone) builds and loads, and works.
+#[test]
+fn template_plugin_builds_and_loads() {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "berth-plugin-template"])
+        .status()
+        .expect("run cargo build for the template");
+    assert!(status.success(), "building the template failed");
+    let entry = load_plugin(&lib(&target_dir(), "berth-plugin-template"));
+    let plugin = entry.result.expect("template loads");
+    assert_eq!(plugin.kind, PluginKind::Isolator);
+    assert_eq!(plugin.name, "signals");
+    let dir = std::env::temp_dir().join(format!("bt-template-{}", std::process::id()));
+    let iso = plugin
+        .isolator(PluginContext {
+            state_dir: dir.join("state").display().to_string().into(),
+            run_dir: dir.join("run").display().to_string().into(),
+            config_json: "{}".into(),
+            root_dir: dir.display().to_string().into(),
+        })
+        .expect("constructor works");
+    let caps = iso.capabilities().unwrap();
+    assert!(caps.supported.iter().any(|c| c.as_str() == "freeze"));
+    // A limit it can't enforce is refused, not ignored.
+    let limits = berth_abi::Limits {
+        memory: berth_abi::rtypes::RSome(1 << 20),
+        ..Default::default()
+    };
+    let err = iso.create("bt-x", &limits).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unsupported);
+    iso.create("bt-x", &Default::default()).unwrap();
+    assert_eq!(iso.list().unwrap(), vec!["bt-x".to_string()]);
+    iso.destroy("bt-x").unwrap();
+    iso.destroy("bt-x").unwrap(); // idempotent
+    let _ = std::fs::remove_dir_all(&dir);
+}
