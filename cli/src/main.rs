@@ -143,6 +143,8 @@ pub enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(cmd::build::BuilderCmd),
+    /// Copy files between a container and the host
+    Cp(cmd::container::CpArgs),
     /// Run a command in a running container
     Exec(cmd::container::ExecArgs),
     /// Disk usage and cleanup

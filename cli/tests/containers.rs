@@ -374,3 +374,58 @@ fn pause_memory_limit_and_stats() {
     );
     env.ok(&["rm", "oom"]);
 }
+
+#[test]
+fn cp_between_host_and_container_stays_inside() {
+    let env = Env::new("cp");
+    env.import_busybox();
+    let host = env.root.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in.txt"), "from the host\n").unwrap();
+    // Stopped container: its snapshot is mounted for the copy.
+    env.ok(&[
+        "create",
+        "--name",
+        "c",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/tmp/in.txt",
+    ]);
+    env.ok(&["cp", host.join("in.txt").to_str().unwrap(), "c:/tmp/"]);
+    assert_eq!(env.ok(&["start", "-a", "c"]), "from the host\n");
+    env.ok(&["cp", "c:/etc/passwd", host.join("passwd").to_str().unwrap()]);
+    assert!(std::fs::read_to_string(host.join("passwd"))
+        .unwrap()
+        .starts_with("root:"));
+    // Running container; a symlink pointing out of the container resolves inside it.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s / /tmp/up && ln -s ../../../../../etc /tmp/rel && sleep 60",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    env.ok(&["cp", "r:/tmp/rel/passwd", host.join("p2").to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(host.join("p2"))
+            .unwrap()
+            .contains("nobody:x:65534"),
+        "the container's passwd, not the host's"
+    );
+    let o = env.run(&[
+        "cp",
+        "r:/tmp/up/no-such-file",
+        host.join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    env.ok(&["rm", "-f", "r", "c"]);
+    assert!(mounts_under(&env.root).is_empty());
+}

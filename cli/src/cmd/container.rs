@@ -1207,3 +1207,35 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<u8> {
     )?;
     Ok(code.clamp(0, 255) as u8)
 }
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  berth cp web:/etc/nginx/nginx.conf ./nginx.conf\n  berth cp ./site web:/usr/share/nginx/html"
+)]
+pub struct CpArgs {
+    /// CONTAINER:SRC_PATH or a host path
+    pub src: String,
+    /// CONTAINER:DEST_PATH or a host path
+    pub dest: String,
+}
+
+fn cp_end(s: &str) -> berth_engine::lifecycle::CpEnd {
+    use berth_engine::lifecycle::CpEnd;
+    match s.split_once(':') {
+        Some((c, p)) if !c.is_empty() && !c.contains('/') => CpEnd::Container {
+            id: c.to_string(),
+            path: if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("/{p}")
+            },
+        },
+        _ => CpEnd::Host(PathBuf::from(s)),
+    }
+}
+
+pub fn cp(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<u8> {
+    let engine = engine(g)?;
+    engine.cp(&cp_end(&a.src), &cp_end(&a.dest))?;
+    Ok(0)
+}

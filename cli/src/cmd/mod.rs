@@ -48,6 +48,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::System(c) => system::system(g, c),
         Command::Builder(c) => build::builder(g, c),
         Command::Exec(a) => container::exec(g, a),
+        Command::Cp(a) => container::cp(g, a),
         Command::Volume(c) => network::volume(g, c),
     }
 }

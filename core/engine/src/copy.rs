@@ -418,6 +418,35 @@ pub fn copy_into(
     Ok(())
 }
 
+/// `berth cp`: copies host or container path `src` (already resolved to a host path) to
+/// `dst`, a path inside `dst_root` (the container's root, or `/` for the host), with Docker's
+/// rule: into `dst` when it is an existing directory, else as `dst`.
+pub fn copy_path(src: &Path, dst_root: &Path, dst: &str) -> Result<(), String> {
+    if std::fs::symlink_metadata(src).is_err() {
+        return Err(format!("{}: no such file or directory", src.display()));
+    }
+    let target = if in_root(dst_root, dst).is_dir() {
+        let base = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{}/{}", dst.trim_end_matches('/'), base)
+    } else {
+        dst.to_string()
+    };
+    let o = Owner {
+        uid: 0,
+        gid: 0,
+        mode: None,
+    };
+    copy_tree(src, dst_root, &target, None, "", &o)
+}
+
+/// Resolves container path `path` under `root` without leaving it (symlinks included).
+pub fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
+    in_root(root, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

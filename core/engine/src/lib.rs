@@ -7,7 +7,7 @@
 pub mod build;
 pub mod config;
 pub mod container;
-mod copy;
+pub mod copy;
 pub mod create;
 pub mod db;
 pub mod exec;

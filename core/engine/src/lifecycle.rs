@@ -383,3 +383,66 @@ mod tests {
         assert!(parse_signal("SIGNOPE").is_err());
     }
 }
+
+/// One side of `berth cp`.
+#[derive(Debug, Clone)]
+pub enum CpEnd {
+    Host(std::path::PathBuf),
+    Container { id: String, path: String },
+}
+
+impl Engine {
+    /// `berth cp`: between the host and a container (running or not). Paths inside the
+    /// container are resolved inside its root, so `..` and symlinks cannot leave it.
+    pub fn cp(&self, from: &CpEnd, to: &CpEnd) -> Result<(), EngineError> {
+        let ctr = match (from, to) {
+            (CpEnd::Container { id, .. }, CpEnd::Host(_)) | (CpEnd::Host(_), CpEnd::Container { id, .. }) => id.clone(),
+            _ => {
+                return Err(EngineError::Invalid(
+                    "copying between containers or between host paths is not supported: one side must be CONTAINER:PATH".into(),
+                ))
+            }
+        };
+        let rec = self.db()?.resolve(&ctr)?;
+        // The container's root: the live one, or its snapshot mounted for the copy.
+        let mut mounted: Option<std::path::PathBuf> = None;
+        let root = if rec.state.is_live() && rec.pid > 0 {
+            std::path::PathBuf::from(format!("/proc/{}/root", rec.pid))
+        } else {
+            let m = self.config.run_dir().join("cp").join(&rec.id);
+            std::fs::create_dir_all(&m)
+                .map_err(|e| EngineError::io(format!("creating {}", m.display()), e))?;
+            self.plugins
+                .storage()?
+                .mount(&rec.id, &m.display().to_string())
+                .map_err(|e| {
+                    EngineError::plugin(format!("mounting the filesystem of {}", rec.name), e)
+                })?;
+            mounted = Some(m.clone());
+            m
+        };
+        let r = match (from, to) {
+            (CpEnd::Container { path, .. }, CpEnd::Host(dst)) => {
+                let src = crate::copy::resolve_in_root(&root, path);
+                let dst_abs =
+                    std::path::absolute(dst).map_err(|e| EngineError::io("destination", e))?;
+                crate::copy::copy_path(
+                    &src,
+                    std::path::Path::new("/"),
+                    &dst_abs.display().to_string(),
+                )
+            }
+            (CpEnd::Host(src), CpEnd::Container { path, .. }) => {
+                crate::copy::copy_path(src, &root, path)
+            }
+            _ => Ok(()),
+        };
+        if let Some(m) = mounted {
+            if let Ok(s) = self.plugins.storage() {
+                let _ = s.unmount(&rec.id, &m.display().to_string());
+            }
+            let _ = std::fs::remove_dir(&m);
+        }
+        r.map_err(|e| EngineError::Invalid(format!("cp: {e}")))
+    }
+}
