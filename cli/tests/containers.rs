@@ -429,3 +429,34 @@ fn cp_between_host_and_container_stays_inside() {
     env.ok(&["rm", "-f", "r", "c"]);
     assert!(mounts_under(&env.root).is_empty());
 }
+
+#[test]
+fn tty_and_interactive_stdin() {
+    let env = Env::new("tty");
+    env.import_busybox();
+    // -t under a real pty (util-linux `script` provides one).
+    let cmdline = format!(
+        "{} --config {} run --rm -t --network none busybox sh -c '[ -t 0 ] && [ -t 1 ] && echo both-tty; echo $TERM'",
+        env.bin.display(),
+        env.config.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("both-tty") && out.contains("xterm"), "{out}");
+    // -i forwards stdin.
+    let mut child = env
+        .cmd(&["run", "--rm", "-i", "--network", "none", "busybox", "sh"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"echo hi-from-stdin\nexit 5\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi-from-stdin\n");
+}
