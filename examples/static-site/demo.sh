@@ -33,7 +33,7 @@ fi
 [ "$(id -u)" = 0 ] || { echo "berth needs root (namespaces, mounts, cgroups)" >&2; exit 1; }
 
 berth=$repo/target/stage/release/bin/berth
-cleanup() { "$berth" rm -f site >/dev/null 2>&1 || true; }
+cleanup() { "$berth" rm -f site >/dev/null 2>&1 || true; "$berth" network prune >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 step "build berth and its plugins" cargo xtask build --release
@@ -50,5 +50,6 @@ step "logs" "$berth" logs site
 step "stats" "$berth" stats --no-stream site
 step "stop" "$berth" stop site
 step "remove" "$berth" rm site
+step "remove unused networks (the default one is recreated on demand)" "$berth" network prune
 trap - EXIT
 printf '\ndone: nothing is left running.\n'
