@@ -395,9 +395,9 @@ fn check_image_ref(image: &str) -> Result<(), String> {
             return Err("repository name must be lowercase".into());
         }
     }
-    oci_spec::distribution::Reference::try_from(image)
+    berth_reference::parse(image)
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(str::to_string)
 }
 
 fn resolve_ref(

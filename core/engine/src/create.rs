@@ -214,6 +214,7 @@ impl Engine {
                 )));
             }
         }
+        tracing::debug!(image = %image.short_id(), "image resolved");
         let top = self.ensure_layers(&image)?;
         let storage = self.plugins.storage()?;
         config.storage_driver = self.plugins.active_name(berth_abi::PluginKind::Storage);
@@ -286,6 +287,7 @@ impl Engine {
             undo(self);
             return Err(e);
         }
+        tracing::debug!(container = %rec.short_id(), "created");
         Ok(rec)
     }
 

@@ -258,6 +258,7 @@ impl Engine {
                 }
             }
         }
+        tracing::debug!(container = %rec.short_id(), "snapshot removed");
         let dir = self.container_dir(id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)

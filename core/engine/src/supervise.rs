@@ -170,6 +170,7 @@ impl Engine {
         storage
             .mount(&rec.id, &setup.rootfs.display().to_string())
             .map_err(|e| EngineError::plugin("mounting the container's filesystem", e))?;
+        tracing::debug!(container = %rec.short_id(), "rootfs mounted");
 
         let hostname = if rec.config.hostname.is_empty() {
             rec.short_id().to_string()
@@ -202,6 +203,7 @@ impl Engine {
                 iso.create(&rec.id, &rec.config.limits.to_abi())
                     .map_err(|e| EngineError::plugin("creating the container's cgroup", e))?;
                 setup.cgroup = true;
+                tracing::debug!(container = %rec.short_id(), "cgroup created");
             }
             Err(e) if rec.config.limits.is_empty() => {
                 tracing::warn!("no isolator: {e}; running without resource control");
@@ -299,6 +301,7 @@ impl Engine {
                 }
             }
         }
+        tracing::debug!(container = %rec.short_id(), "teardown: network detached");
         if setup.cgroup {
             if let Ok(iso) = self.plugins.isolator() {
                 if let Ok(st) = iso.stats(&rec.id) {
@@ -309,11 +312,13 @@ impl Engine {
                 }
             }
         }
+        tracing::debug!(container = %rec.short_id(), "teardown: cgroup removed");
         if let Ok(storage) = self.plugins.storage() {
             if let Err(e) = storage.unmount(&rec.id, &setup.rootfs.display().to_string()) {
                 tracing::warn!("unmounting {}: {e}", setup.rootfs.display());
             }
         }
+        tracing::debug!(container = %rec.short_id(), "teardown: unmounted");
         oom
     }
 
