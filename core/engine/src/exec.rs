@@ -82,12 +82,7 @@ impl Engine {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
             let stdin = if req.interactive {
-                Some(
-                    std::io::stdin()
-                        .as_raw_fd()
-                        .try_clone_fd()
-                        .map_err(|e| EngineError::io("duplicating stdin", e))?,
-                )
+                Some(crate::rt::dup_stdin()?)
             } else {
                 None
             };
@@ -192,15 +187,4 @@ fn cgroup_procs_of(pid: i32) -> Vec<std::path::PathBuf> {
         }
     }
     out
-}
-
-trait TryCloneFd {
-    fn try_clone_fd(self) -> std::io::Result<OwnedFd>;
-}
-impl TryCloneFd for i32 {
-    fn try_clone_fd(self) -> std::io::Result<OwnedFd> {
-        // SAFETY: fd 0 stays open for the whole process; we only borrow it to dup it.
-        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(self) };
-        b.try_clone_to_owned()
-    }
 }

@@ -2,7 +2,7 @@
 //! container record and wires stdio.
 
 use std::{
-    os::fd::{AsRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -143,12 +143,7 @@ pub fn create(
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let stdin = if c.interactive && mode == IoMode::Foreground {
-            Some(
-                std::io::stdin()
-                    .as_raw_fd()
-                    .try_clone_fd()
-                    .map_err(|e| EngineError::io("duplicating stdin", e))?,
-            )
+            Some(dup_stdin()?)
         } else {
             Some(dev_null()?)
         };
@@ -181,15 +176,12 @@ pub fn create(
     Ok(Created { inner, io })
 }
 
-trait TryCloneFd {
-    fn try_clone_fd(self) -> std::io::Result<OwnedFd>;
-}
-impl TryCloneFd for i32 {
-    fn try_clone_fd(self) -> std::io::Result<OwnedFd> {
-        // SAFETY: fd 0 is open for the life of the process; we only borrow it to dup it.
-        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(self) };
-        b.try_clone_to_owned()
-    }
+/// A duplicate of our stdin for `-i`.
+pub(crate) fn dup_stdin() -> Result<OwnedFd, EngineError> {
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| EngineError::io("duplicating stdin", e))
 }
 
 fn to_mount(m: &MountConfig) -> runtime::MountSpec {
