@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod copy;
 pub mod diff;
+pub mod driver;
 pub mod error;
 pub mod fsutil;
 pub mod state;

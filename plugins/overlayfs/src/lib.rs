@@ -16,9 +16,11 @@ use berth_abi::{
     PluginContext, PluginError, PluginResult, SnapshotInfo, SnapshotKind, StorageCapabilities,
     StorageDriver, Usage,
 };
+use berth_layer_tar::driver::{
+    check_key, commit_snapshot, errno_io, perr, remove_object, unmount_target, usage_of,
+};
 use berth_layer_tar::store::{Kind, Meta, Store};
-use berth_layer_tar::{state, DiffOptions, LayerError, OverlayWhiteouts};
-use rustix::io::Errno;
+use berth_layer_tar::{state, DiffOptions, OverlayWhiteouts};
 use rustix::mount::{
     self as rmount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
 };
@@ -33,32 +35,6 @@ pub struct Overlay {
     /// An empty directory used as the lower dir of snapshots without a parent.
     empty: PathBuf,
     new_api: bool,
-}
-
-fn perr(e: LayerError) -> PluginError {
-    if e.is_invalid_input() {
-        return PluginError::invalid(e.to_string());
-    }
-    match &e {
-        LayerError::Io { source, .. } => {
-            let kind = PluginError::from(std::io::Error::from(source.kind())).kind;
-            PluginError::new(kind, e.to_string())
-        }
-        _ => PluginError::internal(e.to_string()),
-    }
-}
-
-fn check_key(key: &str) -> PluginResult<()> {
-    if key.is_empty() || key.len() > 4096 || key.contains('\0') {
-        return Err(PluginError::invalid(format!(
-            "invalid storage key {key:?}: must be 1-4096 bytes without NUL"
-        )));
-    }
-    Ok(())
-}
-
-fn errno_io(ctx: impl std::fmt::Display, e: Errno) -> PluginError {
-    PluginError::from(std::io::Error::from(e)).context(ctx)
 }
 
 impl Overlay {
@@ -288,30 +264,6 @@ fn mount_legacy(
         .map_err(|e| errno_io(format!("overlayfs: mount at {}", target.display()), e))
 }
 
-fn unmount_target(target: &Path) -> PluginResult<()> {
-    let _span = tracing::debug_span!("overlay_unmount", target = %target.display()).entered();
-    match rmount::unmount(target, UnmountFlags::NOFOLLOW) {
-        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::BUSY) => {
-            tracing::warn!(target = %target.display(), "mount busy, detaching lazily");
-            rmount::unmount(target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
-                .map_err(|e| errno_io(format!("overlayfs: unmount {}", target.display()), e))
-        }
-        Err(e) => Err(errno_io(
-            format!("overlayfs: unmount {}", target.display()),
-            e,
-        )),
-    }
-}
-
-fn usage_of(dir: &Path) -> PluginResult<Usage> {
-    if !dir.exists() {
-        return Ok(Usage::default());
-    }
-    let (bytes, inodes) = berth_layer_tar::tree_usage(dir).map_err(perr)?;
-    Ok(Usage { bytes, inodes })
-}
-
 impl StorageDriver for Overlay {
     fn capabilities(&self) -> PluginResult<StorageCapabilities> {
         let api = if self.new_api {
@@ -409,7 +361,7 @@ impl StorageDriver for Overlay {
     fn unmount(&self, key: &str, target: &str) -> PluginResult<()> {
         check_key(key)?;
         let target = Path::new(target);
-        unmount_target(target)?;
+        unmount_target("overlayfs", target)?;
         if self.store.mount_record(key).as_deref() == Some(target) {
             self.store.clear_mount_record(key).map_err(perr)?;
         }
@@ -444,58 +396,15 @@ impl StorageDriver for Overlay {
     fn commit(&self, key: &str, id: &str) -> PluginResult<Usage> {
         let meta = self.meta(key)?;
         self.exists(id)?;
-        if meta.kind != Kind::Active {
-            return Err(PluginError::invalid(format!(
-                "overlayfs: only an active snapshot can be committed, {key:?} is not"
-            )));
-        }
-        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
-            return Err(PluginError::busy(format!(
-                "overlayfs: {key:?} is mounted at {}; unmount it first",
-                at.display()
-            )));
-        }
-        let _lock = self.store.lock().map_err(perr)?;
-        let src = self.store.dir(key);
-        let dst = self.store.dir(id);
-        berth_layer_tar::remove_tree(&src.join("work")).map_err(perr)?;
-        let new = Meta {
-            key: id.into(),
-            parent: meta.parent.clone(),
-            kind: Kind::Committed,
-            chain: meta.chain.clone(),
-        };
-        // Metadata first: an interrupted commit is finished by cleanup (name ≠ key).
-        Store::write_meta(&src, &new).map_err(perr)?;
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &src,
-            rustix::fs::CWD,
-            &dst,
-            rustix::fs::RenameFlags::NOREPLACE,
-        )
-        .map_err(|e| errno_io(format!("overlayfs: commit {key:?} as {id:?}"), e))?;
-        self.store.clear_mount_record(key).map_err(perr)?;
+        // The work dir is overlay's scratch space, not part of the layer.
+        let dst = commit_snapshot(&self.store, "overlayfs", key, id, &meta, |src| {
+            berth_layer_tar::remove_tree(&src.join("work")).map_err(perr)
+        })?;
         usage_of(&dst.join("diff"))
     }
 
     fn remove(&self, key: &str) -> PluginResult<()> {
-        check_key(key)?;
-        let _span = tracing::debug_span!("overlay_remove", key).entered();
-        let _lock = self.store.lock().map_err(perr)?;
-        let Some(meta) = self.store.meta(key).map_err(perr)? else {
-            return Ok(());
-        };
-        if meta.kind == Kind::Committed && self.store.has_children(key).map_err(perr)? {
-            return Err(PluginError::busy(format!(
-                "overlayfs: layer {key:?} still has children; remove the snapshots and layers on top of it first"
-            )));
-        }
-        if let Some(t) = self.store.mount_record(key) {
-            unmount_target(&t)?;
-            self.store.clear_mount_record(key).map_err(perr)?;
-        }
-        self.store.discard(key).map_err(perr)
+        remove_object(&self.store, "overlayfs", key)
     }
 
     fn usage(&self, key: &str) -> PluginResult<Usage> {
@@ -538,7 +447,7 @@ impl StorageDriver for Overlay {
         // Mounts of objects that no longer exist, by record…
         for (record, target) in self.store.orphan_records().map_err(perr)? {
             if state::is_mount_point(&target).map_err(perr)? {
-                unmount_target(&target)?;
+                unmount_target("overlayfs", &target)?;
                 removed.push(format!("mount {}", target.display()));
             }
             let _ = std::fs::remove_file(&record);
@@ -558,7 +467,7 @@ impl StorageDriver for Overlay {
                     !self.store.dir_of_id(id).exists()
                 });
             if gone {
-                unmount_target(&m.mount_point)?;
+                unmount_target("overlayfs", &m.mount_point)?;
                 removed.push(format!("mount {}", m.mount_point.display()));
             }
         }

@@ -14,60 +14,15 @@ use berth_abi::{
     PluginContext, PluginError, PluginResult, SnapshotInfo, SnapshotKind, StorageCapabilities,
     StorageDriver, Usage,
 };
+use berth_layer_tar::driver::{
+    check_key, commit_snapshot, errno_io, perr, remove_object, unmount_target, usage_of,
+};
 use berth_layer_tar::store::{Kind, Meta, Store};
-use berth_layer_tar::{state, DeletingWhiteouts, DiffOptions, LayerError};
-use rustix::io::Errno;
+use berth_layer_tar::{state, DeletingWhiteouts, DiffOptions};
 use rustix::mount::{self as rmount, MountFlags, UnmountFlags};
 
 pub struct Vfs {
     store: Store,
-}
-
-fn perr(e: LayerError) -> PluginError {
-    if e.is_invalid_input() {
-        return PluginError::invalid(e.to_string());
-    }
-    match &e {
-        LayerError::Io { source, .. } => {
-            let kind = PluginError::from(std::io::Error::from(source.kind())).kind;
-            PluginError::new(kind, e.to_string())
-        }
-        _ => PluginError::internal(e.to_string()),
-    }
-}
-
-fn check_key(key: &str) -> PluginResult<()> {
-    if key.is_empty() || key.len() > 4096 || key.contains('\0') {
-        return Err(PluginError::invalid(format!(
-            "invalid storage key {key:?}: must be 1-4096 bytes without NUL"
-        )));
-    }
-    Ok(())
-}
-
-fn errno_io(ctx: impl std::fmt::Display, e: Errno) -> PluginError {
-    PluginError::from(std::io::Error::from(e)).context(ctx)
-}
-
-fn usage_of(dir: &Path) -> PluginResult<Usage> {
-    if !dir.exists() {
-        return Ok(Usage::default());
-    }
-    let (bytes, inodes) = berth_layer_tar::tree_usage(dir).map_err(perr)?;
-    Ok(Usage { bytes, inodes })
-}
-
-fn unmount_target(target: &Path) -> PluginResult<()> {
-    let _span = tracing::debug_span!("vfs_unmount", target = %target.display()).entered();
-    match rmount::unmount(target, UnmountFlags::NOFOLLOW) {
-        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::BUSY) => {
-            tracing::warn!(target = %target.display(), "mount busy, detaching lazily");
-            rmount::unmount(target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
-                .map_err(|e| errno_io(format!("vfs: unmount {}", target.display()), e))
-        }
-        Err(e) => Err(errno_io(format!("vfs: unmount {}", target.display()), e)),
-    }
 }
 
 impl Vfs {
@@ -252,7 +207,7 @@ impl StorageDriver for Vfs {
     fn unmount(&self, key: &str, target: &str) -> PluginResult<()> {
         check_key(key)?;
         let target = Path::new(target);
-        unmount_target(target)?;
+        unmount_target("vfs", target)?;
         if self.store.mount_record(key).as_deref() == Some(target) {
             self.store.clear_mount_record(key).map_err(perr)?;
         }
@@ -288,56 +243,12 @@ impl StorageDriver for Vfs {
     fn commit(&self, key: &str, id: &str) -> PluginResult<Usage> {
         let meta = self.meta(key)?;
         self.exists(id)?;
-        if meta.kind != Kind::Active {
-            return Err(PluginError::invalid(format!(
-                "vfs: only an active snapshot can be committed, {key:?} is not"
-            )));
-        }
-        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
-            return Err(PluginError::busy(format!(
-                "vfs: {key:?} is mounted at {}; unmount it first",
-                at.display()
-            )));
-        }
-        let _lock = self.store.lock().map_err(perr)?;
-        let src = self.store.dir(key);
-        let dst = self.store.dir(id);
-        let new = Meta {
-            key: id.into(),
-            parent: meta.parent.clone(),
-            kind: Kind::Committed,
-            chain: meta.chain.clone(),
-        };
-        Store::write_meta(&src, &new).map_err(perr)?;
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &src,
-            rustix::fs::CWD,
-            &dst,
-            rustix::fs::RenameFlags::NOREPLACE,
-        )
-        .map_err(|e| errno_io(format!("vfs: commit {key:?} as {id:?}"), e))?;
-        self.store.clear_mount_record(key).map_err(perr)?;
+        let dst = commit_snapshot(&self.store, "vfs", key, id, &meta, |_| Ok(()))?;
         usage_of(&dst.join("rootfs"))
     }
 
     fn remove(&self, key: &str) -> PluginResult<()> {
-        check_key(key)?;
-        let _span = tracing::debug_span!("vfs_remove", key).entered();
-        let _lock = self.store.lock().map_err(perr)?;
-        let Some(meta) = self.store.meta(key).map_err(perr)? else {
-            return Ok(());
-        };
-        if meta.kind == Kind::Committed && self.store.has_children(key).map_err(perr)? {
-            return Err(PluginError::busy(format!(
-                "vfs: layer {key:?} still has children; remove the snapshots and layers on top of it first"
-            )));
-        }
-        if let Some(t) = self.store.mount_record(key) {
-            unmount_target(&t)?;
-            self.store.clear_mount_record(key).map_err(perr)?;
-        }
-        self.store.discard(key).map_err(perr)
+        remove_object(&self.store, "vfs", key)
     }
 
     fn usage(&self, key: &str) -> PluginResult<Usage> {
@@ -379,7 +290,7 @@ impl StorageDriver for Vfs {
         let mut removed = self.store.sweep().map_err(perr)?;
         for (record, target) in self.store.orphan_records().map_err(perr)? {
             if state::is_mount_point(&target).map_err(perr)? {
-                unmount_target(&target)?;
+                unmount_target("vfs", &target)?;
                 removed.push(format!("mount {}", target.display()));
             }
             let _ = std::fs::remove_file(&record);
