@@ -309,7 +309,9 @@ fn logs_keep_a_large_burst_in_order() {
     assert_eq!(lines[299_999], "300000");
     let tail = env.ok(&["logs", "--tail", "2", "burst"]);
     assert_eq!(tail, "299999\n300000\n");
-    env.ok(&["rm", "burst"]);
+    let pruned = env.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(env.ok(&["ps", "-aq", "--no-trunc"]).trim()) || env.ok(&["ps", "-aq"]).trim().is_empty(), "{pruned}");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }
 
 #[test]
@@ -455,8 +457,79 @@ fn tty_and_interactive_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"echo hi-from-stdin\nexit 5\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo hi-from-stdin\nexit 5\n")
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(5));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hi-from-stdin\n");
+}
+
+#[test]
+fn user_networks_resolve_names_and_are_isolated() {
+    let env = Env::new("net");
+    env.import_busybox();
+    env.ok(&["network", "create", "appnet"]);
+    env.ok(&["network", "create", "othernet"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "db",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    // By name and by alias, and the peer learns the newcomer's name too.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "cli",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c1 -W2 srv >/dev/null && ping -c1 -W2 db >/dev/null && echo reachable",
+    ]);
+    assert_eq!(out.trim(), "reachable");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "appnet",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("late"), "{hosts}");
+    // A container on another network can't reach it.
+    let ip = env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"]);
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "othernet",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        ip.trim(),
+    ]);
+    assert!(!o.status.success(), "different networks must be isolated");
+    // Removing a network in use is refused.
+    assert!(!env.run(&["network", "rm", "appnet"]).status.success());
+    env.ok(&["rm", "-f", "srv", "late"]);
+    env.ok(&["network", "rm", "appnet", "othernet"]);
 }

@@ -13,8 +13,10 @@ use crate::{
     EngineError,
 };
 
+/// The connection sits behind a mutex that every method takes for its own duration only,
+/// so no caller can hold it across other engine calls (which would deadlock).
 pub struct Db {
-    conn: Connection,
+    conn: std::sync::Mutex<Connection>,
 }
 
 fn db_err(context: &str, e: rusqlite::Error) -> EngineError {
@@ -65,14 +67,20 @@ impl Db {
             .map_err(|e| db_err("synchronous", e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| db_err("schema", e))?;
-        Ok(Db { conn })
+        Ok(Db {
+            conn: std::sync::Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Inserts a new container; a taken name is a `Conflict` naming the holder.
     pub fn insert(&self, c: &ContainerRecord) -> Result<(), EngineError> {
         let config = serde_json::to_string(&c.config)
             .map_err(|e| EngineError::Invalid(format!("serialising config: {e}")))?;
-        let r = self.conn.execute(
+        let r = self.conn().execute(
             "INSERT INTO containers (id, name, image, image_id, created, state, config)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -91,7 +99,7 @@ impl Db {
                 if f.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
                 let holder: Option<String> = self
-                    .conn
+                    .conn()
                     .query_row(
                         "SELECT id FROM containers WHERE name = ?1",
                         [&c.name],
@@ -141,8 +149,8 @@ impl Db {
     }
 
     pub fn list(&self) -> Result<Vec<ContainerRecord>, EngineError> {
-        let mut st = self
-            .conn
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT * FROM containers ORDER BY created DESC")
             .map_err(|e| db_err("listing", e))?;
         let rows = st
@@ -154,7 +162,7 @@ impl Db {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<ContainerRecord>, EngineError> {
-        self.conn
+        self.conn()
             .query_row("SELECT * FROM containers WHERE id = ?1", [id], Self::row)
             .optional()
             .map_err(|e| db_err("reading container", e))
@@ -163,7 +171,8 @@ impl Db {
     /// Finds a container by full id, name, or unique id prefix (Docker's rules).
     pub fn resolve(&self, what: &str) -> Result<ContainerRecord, EngineError> {
         let by = |sql: &str, arg: &str| -> Result<Vec<ContainerRecord>, EngineError> {
-            let mut st = self.conn.prepare(sql).map_err(|e| db_err("lookup", e))?;
+            let conn = self.conn();
+            let mut st = conn.prepare(sql).map_err(|e| db_err("lookup", e))?;
             let v = st
                 .query_map([arg], Self::row)
                 .map_err(|e| db_err("lookup", e))?
@@ -197,7 +206,7 @@ impl Db {
     }
 
     pub fn set_state(&self, id: &str, state: State) -> Result<(), EngineError> {
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE containers SET state = ?2 WHERE id = ?1",
                 params![id, state.as_str()],
@@ -215,7 +224,7 @@ impl Db {
         network: &NetworkState,
     ) -> Result<(), EngineError> {
         let net = serde_json::to_string(network).unwrap_or_else(|_| "{}".into());
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE containers SET state = 'running', pid = ?2, monitor_pid = ?3, started_at = ?4,
                  finished_at = '', exit_code = 0, oom_killed = 0, error = '', network = ?5 WHERE id = ?1",
@@ -233,7 +242,7 @@ impl Db {
         finished_at: &str,
         error: &str,
     ) -> Result<(), EngineError> {
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE containers SET state = 'exited', pid = 0, monitor_pid = 0, exit_code = ?2,
                  oom_killed = ?3, finished_at = ?4, error = ?5, network = '{}' WHERE id = ?1",
@@ -244,7 +253,7 @@ impl Db {
     }
 
     pub fn bump_restart(&self, id: &str) -> Result<(), EngineError> {
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE containers SET restart_count = restart_count + 1 WHERE id = ?1",
                 [id],
@@ -254,7 +263,7 @@ impl Db {
     }
 
     pub fn rename(&self, id: &str, new_name: &str) -> Result<(), EngineError> {
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE containers SET name = ?2 WHERE id = ?1",
                 params![id, new_name],
@@ -275,7 +284,7 @@ impl Db {
     pub fn update_config(&self, id: &str, config: &ContainerConfig) -> Result<(), EngineError> {
         let config = serde_json::to_string(config)
             .map_err(|e| EngineError::Invalid(format!("serialising config: {e}")))?;
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE containers SET config = ?2 WHERE id = ?1",
                 params![id, config],
@@ -285,7 +294,7 @@ impl Db {
     }
 
     pub fn delete(&self, id: &str) -> Result<(), EngineError> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM containers WHERE id = ?1", [id])
             .map_err(|e| db_err("deleting container", e))?;
         Ok(())
@@ -294,7 +303,7 @@ impl Db {
     // ---- build cache -------------------------------------------------------------------
 
     pub fn cache_get(&self, key: &str) -> Result<Option<String>, EngineError> {
-        self.conn
+        self.conn()
             .query_row(
                 "SELECT image_id FROM build_cache WHERE key = ?1",
                 [key],
@@ -305,7 +314,7 @@ impl Db {
     }
 
     pub fn cache_put(&self, key: &str, image_id: &str, created: &str) -> Result<(), EngineError> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT OR REPLACE INTO build_cache (key, image_id, created) VALUES (?1, ?2, ?3)",
                 params![key, image_id, created],
@@ -315,8 +324,8 @@ impl Db {
     }
 
     pub fn cache_images(&self) -> Result<Vec<String>, EngineError> {
-        let mut st = self
-            .conn
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT DISTINCT image_id FROM build_cache")
             .map_err(|e| db_err("build cache", e))?;
         let v = st
@@ -328,7 +337,7 @@ impl Db {
     }
 
     pub fn cache_clear(&self) -> Result<usize, EngineError> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM build_cache", [])
             .map_err(|e| db_err("build cache", e))
     }
@@ -342,7 +351,7 @@ impl Db {
         anonymous: bool,
     ) -> Result<bool, EngineError> {
         let n = self
-            .conn
+            .conn()
             .execute(
                 "INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?1, ?2, ?3)",
                 params![name, created, anonymous as i64],
@@ -352,8 +361,8 @@ impl Db {
     }
 
     pub fn volumes(&self) -> Result<Vec<(String, String, bool)>, EngineError> {
-        let mut st = self
-            .conn
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT name, created, anonymous FROM volumes ORDER BY name")
             .map_err(|e| db_err("volumes", e))?;
         let v = st
@@ -366,7 +375,7 @@ impl Db {
 
     pub fn volume_delete(&self, name: &str) -> Result<bool, EngineError> {
         let n = self
-            .conn
+            .conn()
             .execute("DELETE FROM volumes WHERE name = ?1", [name])
             .map_err(|e| db_err("volume", e))?;
         Ok(n == 1)

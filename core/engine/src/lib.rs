@@ -97,7 +97,7 @@ pub struct Engine {
     pub config: Config,
     pub plugins: Plugins,
     image_store: std::sync::OnceLock<berth_image::ImageStore>,
-    db: std::sync::OnceLock<std::sync::Mutex<db::Db>>,
+    db: std::sync::OnceLock<db::Db>,
     /// Progress display for long image operations (set by the CLI on a terminal).
     pub progress: std::sync::OnceLock<std::sync::Arc<dyn berth_image::Progress>>,
 }
@@ -121,16 +121,12 @@ impl Engine {
     }
 
     /// The records database (opened on first use).
-    pub fn db(&self) -> Result<std::sync::MutexGuard<'_, db::Db>, EngineError> {
-        if self.db.get().is_none() {
-            let db = db::Db::open(&self.config.root)?;
-            let _ = self.db.set(std::sync::Mutex::new(db));
+    pub fn db(&self) -> Result<&db::Db, EngineError> {
+        if let Some(d) = self.db.get() {
+            return Ok(d);
         }
-        let m = self
-            .db
-            .get()
-            .ok_or_else(|| EngineError::Invalid("database not open".into()))?;
-        Ok(m.lock().unwrap_or_else(|p| p.into_inner()))
+        let db = db::Db::open(&self.config.root)?;
+        Ok(self.db.get_or_init(|| db))
     }
 
     /// Takes the named cross-process lock (blocking).

@@ -96,6 +96,9 @@ impl Engine {
                 &now(),
                 info.error.as_deref().unwrap_or(""),
             )?;
+            if let Err(e) = self.refresh_peer_hosts(std::slice::from_ref(&rec.config.network)) {
+                tracing::warn!("updating the hosts files of {}'s peers: {e}", rec.name);
+            }
             if info.error.is_some() || mode == IoMode::Foreground {
                 if rec.config.auto_remove {
                     self.remove_container(&rec.id, true, true)?;
@@ -270,6 +273,14 @@ impl Engine {
             &now(),
             &network_state,
         )?;
+        let joined: Vec<String> = network_state
+            .networks
+            .iter()
+            .map(|n| n.network.clone())
+            .collect();
+        if let Err(e) = self.refresh_peer_hosts(&joined) {
+            tracing::warn!("updating the hosts files of {}'s peers: {e}", rec.name);
+        }
         if let Some(f) = ready.as_mut() {
             f(Ok(()));
         }
@@ -428,6 +439,11 @@ impl Engine {
         if networks.is_empty() && rec.config.network != "host" {
             hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
         }
+        // On user-defined networks containers find each other by name and alias (the
+        // default `bridge` network has no name resolution, as with Docker).
+        for line in self.peer_host_lines(&rec.id, networks)? {
+            hosts.push_str(&line);
+        }
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv: String = resolv
             .lines()
@@ -451,6 +467,69 @@ impl Engine {
             out.push((p, target.to_string()));
         }
         Ok(out)
+    }
+
+    /// `/etc/hosts` lines for the other running containers on `networks` (user-defined
+    /// ones only): `IP NAME ALIAS…`.
+    fn peer_host_lines(
+        &self,
+        self_id: &str,
+        networks: &[AttachedNetwork],
+    ) -> Result<Vec<String>, EngineError> {
+        let mine: Vec<&str> = networks
+            .iter()
+            .filter(|n| n.network != "bridge")
+            .map(|n| n.network.as_str())
+            .collect();
+        if mine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut lines = Vec::new();
+        let list = self.db()?.list()?;
+        for c in list {
+            if c.id == self_id || !c.state.is_live() {
+                continue;
+            }
+            for n in &c.network.networks {
+                if mine.contains(&n.network.as_str()) && !n.ip.is_empty() {
+                    let mut names = vec![c.name.clone()];
+                    names.extend(c.config.aliases.iter().cloned());
+                    lines.push(format!("{}\t{}\n", n.ip, names.join(" ")));
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Rewrites the hosts files of the running containers on `networks` (after a container
+    /// joined or left), so names stay current.
+    pub(crate) fn refresh_peer_hosts(&self, networks: &[String]) -> Result<(), EngineError> {
+        let user: Vec<&String> = networks.iter().filter(|n| n.as_str() != "bridge").collect();
+        if user.is_empty() {
+            return Ok(());
+        }
+        let _l = self.lock("hosts")?;
+        // Collect first: the records guard must not be held while writing (it is taken
+        // again below).
+        let list = self.db()?.list()?;
+        for c in list {
+            if !c.state.is_live()
+                || !c
+                    .network
+                    .networks
+                    .iter()
+                    .any(|n| user.contains(&&n.network))
+            {
+                continue;
+            }
+            let hostname = if c.config.hostname.is_empty() {
+                c.short_id().to_string()
+            } else {
+                c.config.hostname.clone()
+            };
+            self.write_etc_files(&c, &hostname, &c.network.networks)?;
+        }
+        Ok(())
     }
 
     /// Volume mounts resolved to host directories.
