@@ -310,7 +310,11 @@ fn logs_keep_a_large_burst_in_order() {
     let tail = env.ok(&["logs", "--tail", "2", "burst"]);
     assert_eq!(tail, "299999\n300000\n");
     let pruned = env.ok(&["container", "prune", "-f"]);
-    assert!(pruned.contains(env.ok(&["ps", "-aq", "--no-trunc"]).trim()) || env.ok(&["ps", "-aq"]).trim().is_empty(), "{pruned}");
+    assert!(
+        pruned.contains(env.ok(&["ps", "-aq", "--no-trunc"]).trim())
+            || env.ok(&["ps", "-aq"]).trim().is_empty(),
+        "{pruned}"
+    );
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }
 
@@ -528,6 +532,32 @@ fn user_networks_resolve_names_and_are_isolated() {
         ip.trim(),
     ]);
     assert!(!o.status.success(), "different networks must be isolated");
+    // Connected to the other network too, it is reachable there by name; then not.
+    env.ok(&["network", "connect", "othernet", "srv"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "othernet",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c1 -W2 srv >/dev/null && echo reachable",
+    ]);
+    assert_eq!(out.trim(), "reachable");
+    env.ok(&["network", "disconnect", "othernet", "srv"]);
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "othernet",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W1",
+        "srv",
+    ]);
+    assert!(!o.status.success());
     // Removing a network in use is refused.
     assert!(!env.run(&["network", "rm", "appnet"]).status.success());
     env.ok(&["rm", "-f", "srv", "late"]);

@@ -41,6 +41,17 @@ pub enum NetworkCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Connect a running container to a network
+    #[command(after_help = "Example:\n  berth network connect --alias db appnet web")]
+    Connect {
+        /// Add a network-scoped alias for the container
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect { network: String, container: String },
     /// Remove all unused networks
     Prune {
         #[arg(short, long)]
@@ -140,6 +151,20 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
                 }
             }
             return Ok(if failed { 1 } else { 0 });
+        }
+        NetworkCmd::Connect {
+            alias,
+            network,
+            container,
+        } => {
+            net.inspect_network(&network)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rec = engine.db()?.resolve(&container)?;
+            engine.connect(&rec, &network, &alias)?;
+        }
+        NetworkCmd::Disconnect { network, container } => {
+            let rec = engine.db()?.resolve(&container)?;
+            engine.disconnect(&rec, &network)?;
         }
         NetworkCmd::Prune { .. } => {
             let used: Vec<String> = engine

@@ -252,6 +252,18 @@ impl Db {
         Ok(())
     }
 
+    /// The networks a running container is attached to (after `network connect`).
+    pub fn set_network(&self, id: &str, network: &NetworkState) -> Result<(), EngineError> {
+        let net = serde_json::to_string(network).unwrap_or_else(|_| "{}".into());
+        self.conn()
+            .execute(
+                "UPDATE containers SET network = ?2 WHERE id = ?1",
+                params![id, net],
+            )
+            .map_err(|e| db_err("recording networks", e))?;
+        Ok(())
+    }
+
     pub fn bump_restart(&self, id: &str) -> Result<(), EngineError> {
         self.conn()
             .execute(

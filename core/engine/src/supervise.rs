@@ -152,6 +152,14 @@ impl Engine {
                 f(Err(e.to_string()));
             }
         }
+        // Networks connected while it ran (`network connect`) are detached too.
+        if let Ok(Some(now)) = self.db().and_then(|d| d.get(&rec.id)) {
+            for n in now.network.networks {
+                if !setup.networks.iter().any(|s| s.network == n.network) {
+                    setup.networks.push(n);
+                }
+            }
+        }
         let oom = self.teardown(rec, &setup);
         r.map(|mut i| {
             i.oom_killed |= oom;
@@ -333,11 +341,85 @@ impl Engine {
         oom
     }
 
+    /// `berth network connect`: attaches a running container to one more network.
+    pub fn connect(
+        &self,
+        rec: &ContainerRecord,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), EngineError> {
+        if !rec.state.is_live() || rec.pid <= 0 {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running: berth connects running containers only",
+                rec.name
+            )));
+        }
+        if matches!(rec.config.network.as_str(), "none" | "host")
+            || rec.config.network.starts_with("container:")
+        {
+            return Err(EngineError::Invalid(format!(
+                "container {} uses --network {}: it has no network namespace of its own to connect",
+                rec.name, rec.config.network
+            )));
+        }
+        if rec.network.networks.iter().any(|n| n.network == network) {
+            return Err(EngineError::Conflict(format!(
+                "container {} is already connected to {network}",
+                rec.name
+            )));
+        }
+        let mut with_aliases = rec.clone();
+        with_aliases.config.aliases.extend(aliases.iter().cloned());
+        let ifname = format!("eth{}", rec.network.networks.len());
+        let attached = self.attach_network_as(&with_aliases, rec.pid, network, &ifname)?;
+        let mut state = rec.network.clone();
+        state.networks.push(attached);
+        self.db()?.set_network(&rec.id, &state)?;
+        let mut names: Vec<String> = state.networks.iter().map(|n| n.network.clone()).collect();
+        names.push(network.to_string());
+        self.refresh_peer_hosts(&names)
+    }
+
+    /// `berth network disconnect`.
+    pub fn disconnect(&self, rec: &ContainerRecord, network: &str) -> Result<(), EngineError> {
+        let Some(n) = rec.network.networks.iter().find(|n| n.network == network) else {
+            return Err(EngineError::NotFound(format!(
+                "container {} is not connected to network {network}",
+                rec.name
+            )));
+        };
+        self.plugins
+            .network()?
+            .detach(&DetachRequest {
+                container_id: rec.id.clone().into(),
+                netns_path: format!("/proc/{}/ns/net", rec.pid).into(),
+                network: network.into(),
+                ifname: n.ifname.clone().into(),
+            })
+            .map_err(|e| {
+                EngineError::plugin(format!("disconnecting {} from {network}", rec.name), e)
+            })?;
+        let mut state = rec.network.clone();
+        state.networks.retain(|x| x.network != network);
+        self.db()?.set_network(&rec.id, &state)?;
+        self.refresh_peer_hosts(&[network.to_string()])
+    }
+
     fn attach_network(
         &self,
         rec: &ContainerRecord,
         pid: i32,
         network: &str,
+    ) -> Result<AttachedNetwork, EngineError> {
+        self.attach_network_as(rec, pid, network, "eth0")
+    }
+
+    fn attach_network_as(
+        &self,
+        rec: &ContainerRecord,
+        pid: i32,
+        network: &str,
+        ifname: &str,
     ) -> Result<AttachedNetwork, EngineError> {
         let backend = self.plugins.network()?;
         if network == "bridge" {
@@ -364,7 +446,7 @@ impl Engine {
             container_name: rec.name.clone().into(),
             netns_path: format!("/proc/{pid}/ns/net").into(),
             network: network.into(),
-            ifname: "eth0".into(),
+            ifname: ifname.into(),
             static_ip: berth_abi::rtypes::RNone,
             aliases: aliases.into(),
             ports: rec
