@@ -61,8 +61,27 @@ impl Db {
         let conn = Connection::open(&path).map_err(|e| db_err(&path.display().to_string(), e))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| db_err("busy timeout", e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| db_err("WAL mode", e))?;
+        // WAL is a property of the database file: set it once. Switching needs an exclusive
+        // lock that the busy timeout does not wait for, so concurrent first opens retry.
+        let mut tries = 0;
+        loop {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map_err(|e| db_err("journal mode", e))?;
+            if mode.eq_ignore_ascii_case("wal") {
+                break;
+            }
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy && tries < 500 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(db_err("WAL mode", e)),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| db_err("synchronous", e))?;
         conn.execute_batch(SCHEMA)

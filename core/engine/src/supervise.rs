@@ -8,7 +8,6 @@
 //! (network, cgroup, mount) and honours `--rm` and `--restart`.
 
 use std::{
-    io::Write,
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
 };
@@ -96,7 +95,8 @@ impl Engine {
                 &now(),
                 info.error.as_deref().unwrap_or(""),
             )?;
-            if let Err(e) = self.refresh_peer_hosts(std::slice::from_ref(&rec.config.network)) {
+            if let Err(e) = self.refresh_peer_hosts(std::slice::from_ref(&rec.config.network), None)
+            {
                 tracing::warn!("updating the hosts files of {}'s peers: {e}", rec.name);
             }
             if info.error.is_some() || mode == IoMode::Foreground {
@@ -286,7 +286,7 @@ impl Engine {
             .iter()
             .map(|n| n.network.clone())
             .collect();
-        if let Err(e) = self.refresh_peer_hosts(&joined) {
+        if let Err(e) = self.refresh_peer_hosts(&joined, Some(&rec.id)) {
             tracing::warn!("updating the hosts files of {}'s peers: {e}", rec.name);
         }
         if let Some(f) = ready.as_mut() {
@@ -375,9 +375,8 @@ impl Engine {
         let mut state = rec.network.clone();
         state.networks.push(attached);
         self.db()?.set_network(&rec.id, &state)?;
-        let mut names: Vec<String> = state.networks.iter().map(|n| n.network.clone()).collect();
-        names.push(network.to_string());
-        self.refresh_peer_hosts(&names)
+        let names: Vec<String> = state.networks.iter().map(|n| n.network.clone()).collect();
+        self.refresh_peer_hosts(&names, None)
     }
 
     /// `berth network disconnect`.
@@ -402,7 +401,9 @@ impl Engine {
         let mut state = rec.network.clone();
         state.networks.retain(|x| x.network != network);
         self.db()?.set_network(&rec.id, &state)?;
-        self.refresh_peer_hosts(&[network.to_string()])
+        let mut names: Vec<String> = state.networks.iter().map(|n| n.network.clone()).collect();
+        names.push(network.to_string());
+        self.refresh_peer_hosts(&names, None)
     }
 
     fn attach_network(
@@ -585,7 +586,11 @@ impl Engine {
 
     /// Rewrites the hosts files of the running containers on `networks` (after a container
     /// joined or left), so names stay current.
-    pub(crate) fn refresh_peer_hosts(&self, networks: &[String]) -> Result<(), EngineError> {
+    pub(crate) fn refresh_peer_hosts(
+        &self,
+        networks: &[String],
+        except: Option<&str>,
+    ) -> Result<(), EngineError> {
         let user: Vec<&String> = networks.iter().filter(|n| n.as_str() != "bridge").collect();
         if user.is_empty() {
             return Ok(());
@@ -596,6 +601,7 @@ impl Engine {
         let list = self.db()?.list()?;
         for c in list {
             if !c.state.is_live()
+                || except == Some(c.id.as_str())
                 || !c
                     .network
                     .networks
@@ -635,14 +641,23 @@ impl Engine {
     }
 }
 
+/// Rewrites a bind-mounted file in place (a rename would not reach the container: the bind
+/// mount pins the inode). Unchanged content is left alone; otherwise the new bytes are
+/// written over the old ones before the file is cut to length, so a reader in the
+/// container never sees an empty file.
 fn write_in_place(p: &Path, data: &[u8]) -> Result<(), EngineError> {
-    let mut f = std::fs::OpenOptions::new()
+    use std::os::unix::fs::FileExt;
+    if std::fs::read(p).is_ok_and(|old| old == data) {
+        return Ok(());
+    }
+    let f = std::fs::OpenOptions::new()
         .create(true)
+        .truncate(false)
         .write(true)
-        .truncate(true)
         .open(p)
         .map_err(|e| EngineError::io(format!("writing {}", p.display()), e))?;
-    f.write_all(data)
+    f.write_all_at(data, 0)
+        .and_then(|()| f.set_len(data.len() as u64))
         .map_err(|e| EngineError::io(format!("writing {}", p.display()), e))
 }
 
