@@ -26,7 +26,9 @@ pub struct Row {
 }
 
 fn quiet(mut c: Command) -> Command {
-    c.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null());
+    c.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
     c
 }
 
@@ -42,7 +44,10 @@ fn time(n: usize, mut make: impl FnMut(usize) -> Command) -> Result<f64, String>
             return Err(format!(
                 "{:?} failed: {}",
                 c.get_program(),
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
             ));
         }
         v.push(ms);
@@ -90,21 +95,36 @@ fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
 }
 
 fn tar(dir: &Path, out: &Path) -> Result<()> {
-    let st = Command::new("tar").arg("-C").arg(dir).arg("-cf").arg(out).arg(".").status()?;
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .status()?;
     if !st.success() {
         bail!("tar failed");
     }
     Ok(())
 }
 
-fn row(name: &str, berth: Result<f64, String>, peer: &str, p: Result<f64, String>, note: &str) -> Row {
+fn row(
+    name: &str,
+    berth: Result<f64, String>,
+    peer: &str,
+    p: Result<f64, String>,
+    note: &str,
+) -> Row {
     let mut note = note.to_string();
     if let Err(e) = &berth {
         note = format!("berth failed: {e}");
     }
     if let Err(e) = &p {
         if !peer.is_empty() {
-            note = format!("{note}{}{peer} skipped: {e}", if note.is_empty() { "" } else { "; " });
+            note = format!(
+                "{note}{}{peer} skipped: {e}",
+                if note.is_empty() { "" } else { "; " }
+            );
         }
     }
     let (b, pm) = (berth.ok(), p.ok());
@@ -134,8 +154,16 @@ pub fn run(berth: &Path, workspace: &Path, save: bool, n: usize) -> Result<Vec<R
         ),
     )?;
     let podman_conf = dir.join("containers.conf");
-    std::fs::write(&podman_conf, "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\n")?;
-    let b = Bench { berth: berth.to_path_buf(), dir: dir.clone(), config, podman_conf };
+    std::fs::write(
+        &podman_conf,
+        "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\n",
+    )?;
+    let b = Bench {
+        berth: berth.to_path_buf(),
+        dir: dir.clone(),
+        config,
+        podman_conf,
+    };
     let result = measure(&b, workspace, n);
     cleanup(&b);
     let rows = result?;
@@ -149,7 +177,10 @@ pub fn run(berth: &Path, workspace: &Path, save: bool, n: usize) -> Result<Vec<R
     }))?;
     std::fs::write(out.join("results.json"), &json)?;
     std::fs::write(out.join("results.svg"), svg(&rows))?;
-    println!("\nwrote {0}/results.json and {0}/results.svg", out.display());
+    println!(
+        "\nwrote {0}/results.json and {0}/results.svg",
+        out.display()
+    );
     if save {
         let docs = workspace.join("docs/bench");
         std::fs::create_dir_all(&docs)?;
@@ -169,7 +200,9 @@ fn chrono_now() -> String {
 }
 
 fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpus} CPUs, Linux {}", kernel.trim())
 }
@@ -178,22 +211,56 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
     let rootfs = busybox_rootfs(&b.dir)?;
     let bbtar = b.dir.join("busybox.tar");
     tar(&rootfs, &bbtar)?;
-    let st = b.berth(&["import", bbtar.to_str().unwrap_or_default(), "localhost/busybox:latest"]).status()?;
+    let st = b
+        .berth(&[
+            "import",
+            bbtar.to_str().unwrap_or_default(),
+            "localhost/busybox:latest",
+        ])
+        .status()?;
     if !st.success() {
         bail!("importing busybox into berth failed");
     }
     // Warm up: unpack the layer once, create the default network once.
-    let _ = b.berth(&["run", "--rm", "--network", "none", "localhost/busybox", "true"]).status();
-    let _ = b.berth(&["run", "--rm", "localhost/busybox", "true"]).status();
+    let _ = b
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "localhost/busybox",
+            "true",
+        ])
+        .status();
+    let _ = b
+        .berth(&["run", "--rm", "localhost/busybox", "true"])
+        .status();
     let mut rows = Vec::new();
 
-    let unshare = time(n, |_| quiet({
-        let mut c = Command::new("unshare");
-        c.args(["-p", "-m", "-u", "-i", "-n", "-f", "true"]);
-        c
-    }));
-    let berth_none = time(n, |_| b.berth(&["run", "--rm", "--network", "none", "localhost/busybox", "true"]));
-    rows.push(row("run --rm true (no network) vs bare unshare", berth_none.clone(), "unshare", unshare, "goal: ≤ 3× a bare unshare of 5 namespaces"));
+    let unshare = time(n, |_| {
+        quiet({
+            let mut c = Command::new("unshare");
+            c.args(["-p", "-m", "-u", "-i", "-n", "-f", "true"]);
+            c
+        })
+    });
+    let berth_none = time(n, |_| {
+        b.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "localhost/busybox",
+            "true",
+        ])
+    });
+    rows.push(row(
+        "run --rm true (no network) vs bare unshare",
+        berth_none.clone(),
+        "unshare",
+        unshare,
+        "goal: ≤ 3× a bare unshare of 5 namespaces",
+    ));
 
     // runc with an equivalent bundle.
     let runc = if which("runc").is_none() {
@@ -201,8 +268,15 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
     } else {
         let bundle = b.dir.join("bundle");
         std::fs::create_dir_all(&bundle)?;
-        let _ = Command::new("cp").arg("-a").arg(&rootfs).arg(bundle.join("rootfs")).status();
-        let spec = Command::new("runc").args(["spec"]).current_dir(&bundle).status();
+        let _ = Command::new("cp")
+            .arg("-a")
+            .arg(&rootfs)
+            .arg(bundle.join("rootfs"))
+            .status();
+        let spec = Command::new("runc")
+            .args(["spec"])
+            .current_dir(&bundle)
+            .status();
         match spec {
             Ok(s) if s.success() => {
                 let p = bundle.join("config.json");
@@ -213,27 +287,61 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
                 std::fs::write(&p, serde_json::to_vec(&v)?)?;
                 time(n, |i| {
                     let mut c = Command::new("runc");
-                    c.args(["run", "--bundle"]).arg(&bundle).arg(format!("bt-bench-runc-{i}"));
+                    c.args(["run", "--bundle"])
+                        .arg(&bundle)
+                        .arg(format!("bt-bench-runc-{i}"));
                     quiet(c)
                 })
             }
             _ => Err("runc spec failed".into()),
         }
     };
-    rows.push(row("run --rm true (no network) vs runc run", berth_none.clone(), "runc", runc, "runc of an equivalent bundle"));
+    rows.push(row(
+        "run --rm true (no network) vs runc run",
+        berth_none.clone(),
+        "runc",
+        runc,
+        "runc of an equivalent bundle",
+    ));
 
     let podman_ok = which("podman").is_some()
-        && b.podman(&["import", bbtar.to_str().unwrap_or_default(), "localhost/busybox:latest"]).status().map(|s| s.success()).unwrap_or(false);
+        && b.podman(&[
+            "import",
+            bbtar.to_str().unwrap_or_default(),
+            "localhost/busybox:latest",
+        ])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     let podman_none = if podman_ok {
-        time(n, |_| b.podman(&["run", "--rm", "--network", "none", "localhost/busybox", "true"]))
+        time(n, |_| {
+            b.podman(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "localhost/busybox",
+                "true",
+            ])
+        })
     } else {
         Err("podman is not installed or could not import the image".into())
     };
-    rows.push(row("run --rm true (no network) vs podman", berth_none.clone(), "podman", podman_none, ""));
+    rows.push(row(
+        "run --rm true (no network) vs podman",
+        berth_none.clone(),
+        "podman",
+        podman_none,
+        "",
+    ));
 
-    let berth_bridge = time(n, |_| b.berth(&["run", "--rm", "localhost/busybox", "true"]));
+    let berth_bridge = time(n, |_| {
+        b.berth(&["run", "--rm", "localhost/busybox", "true"])
+    });
     let podman_bridge = if podman_ok {
-        time(n, |_| b.podman(&["run", "--rm", "localhost/busybox", "true"]))
+        time(n, |_| {
+            b.podman(&["run", "--rm", "localhost/busybox", "true"])
+        })
     } else {
         Err("podman unavailable".into())
     };
@@ -241,7 +349,13 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
         (Ok(a), Ok(n)) => format!("bridge attach+detach adds {:.1} ms", a - n),
         _ => String::new(),
     };
-    rows.push(row("run --rm true (default bridge network) vs podman", berth_bridge, "podman", podman_bridge, &bridge_cost));
+    rows.push(row(
+        "run --rm true (default bridge network) vs podman",
+        berth_bridge,
+        "podman",
+        podman_bridge,
+        &bridge_cost,
+    ));
 
     // Builds: a seed-shaped two-stage Dockerfile on busybox.
     let ctx = b.dir.join("ctx");
@@ -253,23 +367,55 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
     )?;
     let ctx_s = ctx.to_str().unwrap_or_default().to_string();
     let nb = n.min(5);
-    let berth_cold = time(nb, |_| b.berth(&["build", "--no-cache", "-q", "-t", "bench:cold", &ctx_s]));
-    let _ = b.berth(&["build", "-q", "-t", "bench:warm", &ctx_s]).status();
-    let berth_warm = time(nb, |_| b.berth(&["build", "-q", "-t", "bench:warm", &ctx_s]));
+    let berth_cold = time(nb, |_| {
+        b.berth(&["build", "--no-cache", "-q", "-t", "bench:cold", &ctx_s])
+    });
+    let _ = b
+        .berth(&["build", "-q", "-t", "bench:warm", &ctx_s])
+        .status();
+    let berth_warm = time(nb, |_| {
+        b.berth(&["build", "-q", "-t", "bench:warm", &ctx_s])
+    });
     let (podman_cold, podman_warm) = if podman_ok {
-        let cold = time(nb, |_| b.podman(&["build", "--no-cache", "-q", "-t", "bench:cold", &ctx_s]));
-        let _ = b.podman(&["build", "-q", "-t", "bench:warm", &ctx_s]).status();
-        (cold, time(nb, |_| b.podman(&["build", "-q", "-t", "bench:warm", &ctx_s])))
+        let cold = time(nb, |_| {
+            b.podman(&["build", "--no-cache", "-q", "-t", "bench:cold", &ctx_s])
+        });
+        let _ = b
+            .podman(&["build", "-q", "-t", "bench:warm", &ctx_s])
+            .status();
+        (
+            cold,
+            time(nb, |_| {
+                b.podman(&["build", "-q", "-t", "bench:warm", &ctx_s])
+            }),
+        )
     } else {
-        (Err("podman unavailable".to_string()), Err("podman unavailable".to_string()))
+        (
+            Err("podman unavailable".to_string()),
+            Err("podman unavailable".to_string()),
+        )
     };
-    rows.push(row("build, cold (--no-cache), seed-shaped", berth_cold, "podman build", podman_cold, "goal: ≥ 3× faster than podman"));
-    rows.push(row("build, warm (all cached), seed-shaped", berth_warm, "podman build", podman_warm, "goal: berth < 50 ms"));
+    rows.push(row(
+        "build, cold (--no-cache), seed-shaped",
+        berth_cold,
+        "podman build",
+        podman_cold,
+        "goal: ≥ 3× faster than podman",
+    ));
+    rows.push(row(
+        "build, warm (all cached), seed-shaped",
+        berth_warm,
+        "podman build",
+        podman_warm,
+        "goal: berth < 50 ms",
+    ));
 
     // Import throughput: ~100 MB rootfs tarball vs tar -x of the same file.
     let big = b.dir.join("big");
     std::fs::create_dir_all(&big)?;
-    let chunk: Vec<u8> = (0..1_048_576u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let chunk: Vec<u8> = (0..1_048_576u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     for i in 0..100 {
         std::fs::write(big.join(format!("f{i:03}")), &chunk)?;
     }
@@ -277,7 +423,9 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
     tar(&big, &bigtar)?;
     std::fs::remove_dir_all(&big)?;
     let bigtar_s = bigtar.to_str().unwrap_or_default().to_string();
-    let imp = time(3, |i| b.berth(&["import", &bigtar_s, &format!("bench/big:{i}")]));
+    let imp = time(3, |i| {
+        b.berth(&["import", &bigtar_s, &format!("bench/big:{i}")])
+    });
     let untar = time(3, |i| {
         let d = b.dir.join(format!("untar{i}"));
         let _ = std::fs::create_dir_all(&d);
@@ -285,7 +433,13 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
         c.arg("-C").arg(&d).arg("-xf").arg(&bigtar);
         quiet(c)
     });
-    rows.push(row("import of a 100 MB rootfs tarball", imp, "tar -x", untar, "berth verifies and stores the layer (sha256 + fsync)"));
+    rows.push(row(
+        "import of a 100 MB rootfs tarball",
+        imp,
+        "tar -x",
+        untar,
+        "berth verifies and stores the layer (sha256 + fsync)",
+    ));
     let _ = workspace;
     Ok(rows)
 }
@@ -309,12 +463,17 @@ fn cleanup(b: &Bench) {
         let _ = b.podman(&["rm", "-a", "-f"]).status();
         let _ = b.podman(&["system", "reset", "-f"]).status();
     }
-    let _ = Command::new("umount").arg("-R").arg(&b.dir).stderr(Stdio::null()).status();
+    let _ = Command::new("umount")
+        .arg("-R")
+        .arg(&b.dir)
+        .stderr(Stdio::null())
+        .status();
     let _ = std::fs::remove_dir_all(&b.dir);
 }
 
 fn fmt_ms(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.1} ms")).unwrap_or_else(|| "—".into())
+    v.map(|v| format!("{v:.1} ms"))
+        .unwrap_or_else(|| "—".into())
 }
 
 fn print_table(rows: &[Row]) {
@@ -327,7 +486,9 @@ fn print_table(rows: &[Row]) {
             fmt_ms(r.berth_ms),
             r.peer,
             fmt_ms(r.peer_ms),
-            r.ratio.map(|x| format!("{x:.2}×")).unwrap_or_else(|| "—".into()),
+            r.ratio
+                .map(|x| format!("{x:.2}×"))
+                .unwrap_or_else(|| "—".into()),
             r.note
         );
     }
@@ -343,9 +504,17 @@ fn svg(rows: &[Row]) -> String {
     );
     for (i, r) in rows.iter().enumerate() {
         let y = 40.0 + row_h * i as f64;
-        let max = r.berth_ms.unwrap_or(0.0).max(r.peer_ms.unwrap_or(0.0)).max(1e-9);
+        let max = r
+            .berth_ms
+            .unwrap_or(0.0)
+            .max(r.peer_ms.unwrap_or(0.0))
+            .max(1e-9);
         let scale = 420.0 / max;
-        s.push_str(&format!(r##"<text x="10" y="{}">{}</text>"##, y + 12.0, xml(&r.name)));
+        s.push_str(&format!(
+            r##"<text x="10" y="{}">{}</text>"##,
+            y + 12.0,
+            xml(&r.name)
+        ));
         if let Some(v) = r.berth_ms {
             s.push_str(&format!(
                 r##"<rect x="300" y="{}" width="{:.1}" height="14" fill="#2b6cb0"/><text x="{:.1}" y="{}">berth {:.1} ms</text>"##,
@@ -364,5 +533,7 @@ fn svg(rows: &[Row]) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
