@@ -5,13 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_abi::{PluginError, PluginResult, Usage};
+use berth_abi::{
+    rtypes::{RNone, RSome},
+    PluginError, PluginResult, SnapshotInfo, SnapshotKind, Usage,
+};
 use rustix::{
     io::Errno,
     mount::{self as rmount, UnmountFlags},
 };
 
 use crate::{
+    state,
     store::{Kind, Meta, Store},
     LayerError,
 };
@@ -137,4 +141,48 @@ pub fn remove_object(store: &Store, driver: &str, key: &str) -> PluginResult<()>
         store.clear_mount_record(key).map_err(perr)?;
     }
     store.discard(key).map_err(perr)
+}
+
+/// Every object of the store as the ABI lists it, with its live mount point (a recorded
+/// mount that is no longer in the mount table is not reported).
+pub fn list_objects(store: &Store) -> PluginResult<Vec<SnapshotInfo>> {
+    let mounts = state::mounts().map_err(perr)?;
+    let mut out = Vec::new();
+    for (_, m) in store.all().map_err(perr)? {
+        let mounted = store
+            .mount_record(&m.key)
+            .filter(|t| mounts.iter().any(|x| &x.mount_point == t));
+        out.push(SnapshotInfo {
+            key: m.key.as_str().into(),
+            parent: m
+                .parent
+                .as_deref()
+                .map(|p| RSome(p.into()))
+                .unwrap_or(RNone),
+            kind: match m.kind {
+                Kind::Committed => SnapshotKind::Committed,
+                Kind::Active => SnapshotKind::Active,
+                Kind::View => SnapshotKind::View,
+            },
+            mounted_at: mounted
+                .map(|t| RSome(t.display().to_string().into()))
+                .unwrap_or(RNone),
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// The shared part of `cleanup()`: sweeps half-built objects and unmounts recorded mounts
+/// of objects that no longer exist. Call with the store lock held; returns what it removed.
+pub fn sweep_with_orphan_mounts(store: &Store, driver: &str) -> PluginResult<Vec<String>> {
+    let mut removed = store.sweep().map_err(perr)?;
+    for (record, target) in store.orphan_records().map_err(perr)? {
+        if state::is_mount_point(&target).map_err(perr)? {
+            unmount_target(driver, &target)?;
+            removed.push(format!("mount {}", target.display()));
+        }
+        let _ = std::fs::remove_file(&record);
+    }
+    Ok(removed)
 }

@@ -412,3 +412,35 @@ mod tests {
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// Every limit and feature an isolator reports in `capabilities()`, with the names the CLI
+/// flags use (`--pids-limit` → `pids-limit`).
+pub const CAPABILITY_NAMES: &[&str] = &[
+    "memory",
+    "memory-swap",
+    "memory-reservation",
+    "cpus",
+    "cpu-shares",
+    "cpuset",
+    "pids-limit",
+    "blkio-weight",
+    "device-io",
+    "freeze",
+    "kill",
+];
+
+/// Splits [`CAPABILITY_NAMES`] by `support` into the enforceable ones and notes saying why
+/// the others are not (appended to `notes`).
+pub fn partition_capabilities(
+    support: impl Fn(&str) -> Result<(), String>,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut supported = Vec::new();
+    for name in CAPABILITY_NAMES {
+        match support(name) {
+            Ok(()) => supported.push(name.to_string()),
+            Err(why) => notes.push(format!("{name}: {why}")),
+        }
+    }
+    supported
+}

@@ -245,26 +245,9 @@ impl Cgroup1 {
 impl Isolator for Cgroup1 {
     fn capabilities(&self) -> PluginResult<IsolatorCaps> {
         self.ensure_parents()?;
-        let mut supported: Vec<String> = Vec::new();
         let mut notes = self.notes.clone();
-        for name in [
-            "memory",
-            "memory-swap",
-            "memory-reservation",
-            "cpus",
-            "cpu-shares",
-            "cpuset",
-            "pids-limit",
-            "blkio-weight",
-            "device-io",
-            "freeze",
-            "kill",
-        ] {
-            match self.support(name) {
-                Ok(()) => supported.push(name.to_string()),
-                Err(why) => notes.push(format!("{name}: {why}")),
-            }
-        }
+        let supported =
+            berth_cgroup_common::partition_capabilities(|n| self.support(n), &mut notes);
         let parent = self
             .hierarchies
             .iter()

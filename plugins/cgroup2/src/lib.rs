@@ -265,26 +265,9 @@ impl Cgroup2 {
 impl Isolator for Cgroup2 {
     fn capabilities(&self) -> PluginResult<IsolatorCaps> {
         self.ensure_parent()?;
-        let mut supported: Vec<String> = Vec::new();
         let mut notes = Vec::new();
-        for name in [
-            "memory",
-            "memory-swap",
-            "memory-reservation",
-            "cpus",
-            "cpu-shares",
-            "cpuset",
-            "pids-limit",
-            "blkio-weight",
-            "device-io",
-            "freeze",
-            "kill",
-        ] {
-            match self.support(name) {
-                Ok(()) => supported.push(name.to_string()),
-                Err(why) => notes.push(format!("{name}: {why}")),
-            }
-        }
+        let supported =
+            berth_cgroup_common::partition_capabilities(|n| self.support(n), &mut notes);
         Ok(IsolatorCaps {
             supported: supported.into_iter().map(Into::into).collect(),
             parent: self.parent().display().to_string().into(),

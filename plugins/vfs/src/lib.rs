@@ -10,12 +10,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use berth_abi::{
-    rtypes::{RNone, RSome, RString},
-    PluginContext, PluginError, PluginResult, SnapshotInfo, SnapshotKind, StorageCapabilities,
+    rtypes::RString, PluginContext, PluginError, PluginResult, SnapshotInfo, StorageCapabilities,
     StorageDriver, Usage,
 };
 use berth_layer_tar::driver::{
-    check_key, commit_snapshot, errno_io, perr, remove_object, unmount_target, usage_of,
+    check_key, commit_snapshot, errno_io, list_objects, perr, remove_object,
+    sweep_with_orphan_mounts, unmount_target, usage_of,
 };
 use berth_layer_tar::store::{Kind, Meta, Store};
 use berth_layer_tar::{state, DeletingWhiteouts, DiffOptions};
@@ -257,45 +257,13 @@ impl StorageDriver for Vfs {
     }
 
     fn list(&self) -> PluginResult<Vec<SnapshotInfo>> {
-        let mounts = state::mounts().map_err(perr)?;
-        let mut out = Vec::new();
-        for (_, m) in self.store.all().map_err(perr)? {
-            let mounted = self
-                .store
-                .mount_record(&m.key)
-                .filter(|t| mounts.iter().any(|x| &x.mount_point == t));
-            out.push(SnapshotInfo {
-                key: m.key.as_str().into(),
-                parent: m
-                    .parent
-                    .as_deref()
-                    .map(|p| RSome(p.into()))
-                    .unwrap_or(RNone),
-                kind: match m.kind {
-                    Kind::Committed => SnapshotKind::Committed,
-                    Kind::Active => SnapshotKind::Active,
-                    Kind::View => SnapshotKind::View,
-                },
-                mounted_at: mounted
-                    .map(|t| RSome(t.display().to_string().into()))
-                    .unwrap_or(RNone),
-            });
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        list_objects(&self.store)
     }
 
     fn cleanup(&self) -> PluginResult<Vec<String>> {
         let _lock = self.store.lock().map_err(perr)?;
-        let mut removed = self.store.sweep().map_err(perr)?;
-        for (record, target) in self.store.orphan_records().map_err(perr)? {
-            if state::is_mount_point(&target).map_err(perr)? {
-                unmount_target("vfs", &target)?;
-                removed.push(format!("mount {}", target.display()));
-            }
-            let _ = std::fs::remove_file(&record);
-        }
-        Ok(removed)
+        // Half-built objects and mounts of objects that no longer exist.
+        sweep_with_orphan_mounts(&self.store, "vfs")
     }
 }
 
