@@ -186,3 +186,28 @@ pub fn sweep_with_orphan_mounts(store: &Store, driver: &str) -> PluginResult<Vec
     }
     Ok(removed)
 }
+
+/// What `mount` must check before mounting `key` (with metadata `meta`) at `target`:
+/// committed layers are not mountable, and a snapshot mounts at one place at a time.
+/// `Ok(true)` means it is already mounted there (mounting again is a no-op).
+pub fn check_mountable(
+    store: &Store,
+    driver: &str,
+    key: &str,
+    meta: &Meta,
+    target: &Path,
+) -> PluginResult<bool> {
+    if meta.kind == Kind::Committed {
+        return Err(PluginError::invalid(format!(
+            "{driver}: {key:?} is a committed layer; prepare a snapshot or view of it to mount it"
+        )));
+    }
+    match store.mounted_at(key).map_err(perr)? {
+        Some(at) if at == target => Ok(true),
+        Some(at) => Err(PluginError::busy(format!(
+            "{driver}: {key:?} is already mounted at {}; unmount it first",
+            at.display()
+        ))),
+        None => Ok(false),
+    }
+}

@@ -16,7 +16,7 @@ use berth_abi::{
     StorageDriver, Usage,
 };
 use berth_layer_tar::driver::{
-    check_key, commit_snapshot, errno_io, list_objects, perr, remove_object,
+    check_key, check_mountable, commit_snapshot, errno_io, list_objects, perr, remove_object,
     sweep_with_orphan_mounts, unmount_target, usage_of,
 };
 use berth_layer_tar::store::{Kind, Meta, Store};
@@ -335,20 +335,9 @@ impl StorageDriver for Overlay {
 
     fn mount(&self, key: &str, target: &str) -> PluginResult<()> {
         let meta = self.meta(key)?;
-        if meta.kind == Kind::Committed {
-            return Err(PluginError::invalid(format!(
-                "overlayfs: {key:?} is a committed layer; prepare a snapshot or view of it to mount it"
-            )));
-        }
         let target = Path::new(target);
-        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
-            if at == target {
-                return Ok(());
-            }
-            return Err(PluginError::busy(format!(
-                "overlayfs: {key:?} is already mounted at {}; unmount it first",
-                at.display()
-            )));
+        if check_mountable(&self.store, "overlayfs", key, &meta, target)? {
+            return Ok(());
         }
         self.store.set_mount_record(key, target).map_err(perr)?;
         if let Err(e) = self.do_mount(key, &meta, target) {

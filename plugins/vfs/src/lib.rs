@@ -14,7 +14,7 @@ use berth_abi::{
     StorageDriver, Usage,
 };
 use berth_layer_tar::driver::{
-    check_key, commit_snapshot, errno_io, list_objects, perr, remove_object,
+    check_key, check_mountable, commit_snapshot, errno_io, list_objects, perr, remove_object,
     sweep_with_orphan_mounts, unmount_target, usage_of,
 };
 use berth_layer_tar::store::{Kind, Meta, Store};
@@ -159,20 +159,9 @@ impl StorageDriver for Vfs {
 
     fn mount(&self, key: &str, target: &str) -> PluginResult<()> {
         let meta = self.meta(key)?;
-        if meta.kind == Kind::Committed {
-            return Err(PluginError::invalid(format!(
-                "vfs: {key:?} is a committed layer; prepare a snapshot or view of it to mount it"
-            )));
-        }
         let target = Path::new(target);
-        if let Some(at) = self.store.mounted_at(key).map_err(perr)? {
-            if at == target {
-                return Ok(());
-            }
-            return Err(PluginError::busy(format!(
-                "vfs: {key:?} is already mounted at {}; unmount it first",
-                at.display()
-            )));
+        if check_mountable(&self.store, "vfs", key, &meta, target)? {
+            return Ok(());
         }
         let src = match (&meta.kind, &meta.parent) {
             (Kind::View, Some(p)) => self.rootfs(p),
