@@ -61,6 +61,37 @@ fn berth_save_loads_in_podman() {
         v[0]["Id"].as_str().unwrap(),
         img.id.trim_start_matches("sha256:")
     );
+    // …and runs there. This host has no CAP_SYS_RESOURCE to raise rlimits and hybrid
+    // cgroups: podman needs runc and no default ulimits (its own config, not the system's).
+    let conf = dir.path().join("containers.conf");
+    std::fs::write(
+        &conf,
+        "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\n",
+    )
+    .unwrap();
+    let out = Command::new("podman")
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--runroot")
+        .arg(dir.path().join("runroot"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+        ])
+        .args(["localhost/bt-save:1", "sh", "-c", "echo ran-in-podman"])
+        .env("CONTAINERS_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman run of a berth-saved image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ran-in-podman");
     // Our own archive loads back too (as a docker-archive).
     let other = ImageStore::open(&dir.path().join("other")).unwrap();
     let loaded = other.load(&archive).unwrap();
