@@ -563,3 +563,87 @@ fn user_networks_resolve_names_and_are_isolated() {
     env.ok(&["rm", "-f", "srv", "late"]);
     env.ok(&["network", "rm", "appnet", "othernet"]);
 }
+
+#[test]
+fn restart_policy_on_failure_retries_then_gives_up() {
+    let env = Env::new("restart");
+    env.import_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo attempt; exit 3",
+    ]);
+    // Back-off is 100 ms then 200 ms: give it a few seconds at most.
+    let mut state = String::new();
+    for _ in 0..100 {
+        state = env.ok(&["inspect", "-f", "{{.State.Status}}", "flaky"]);
+        let count = env.ok(&["inspect", "-f", "{{.RestartCount}}", "flaky"]);
+        if state.trim() == "exited" && count.trim() == "2" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(state.trim(), "exited");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.RestartCount}}", "flaky"])
+            .trim(),
+        "2"
+    );
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "flaky"])
+            .trim(),
+        "3"
+    );
+    assert_eq!(env.ok(&["logs", "flaky"]).matches("attempt").count(), 3);
+    env.ok(&["rm", "flaky"]);
+    // `always` restarts until stopped; stop ends it with its own exit code.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    env.ok(&["stop", "-t", "1", "loop"]);
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "loop"])
+            .trim(),
+        "exited"
+    );
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "loop"])
+            .trim(),
+        "1"
+    );
+    let n: u32 = env
+        .ok(&["inspect", "-f", "{{.RestartCount}}", "loop"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n >= 1, "restarted {n} times");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let m: u32 = env
+        .ok(&["inspect", "-f", "{{.RestartCount}}", "loop"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(n, m, "no restarts after stop");
+    env.ok(&["rm", "loop"]);
+}

@@ -271,6 +271,18 @@ impl Db {
         Ok(())
     }
 
+    /// Between two runs of a restart policy: still supervised by `monitor_pid`, so other
+    /// commands don't mistake it for a container whose supervisor died.
+    pub fn set_restarting(&self, id: &str, monitor_pid: i32) -> Result<(), EngineError> {
+        self.conn()
+            .execute(
+                "UPDATE containers SET state = 'restarting', monitor_pid = ?2 WHERE id = ?1",
+                params![id, monitor_pid],
+            )
+            .map_err(|e| db_err("recording restart", e))?;
+        Ok(())
+    }
+
     /// The networks a running container is attached to (after `network connect`).
     pub fn set_network(&self, id: &str, network: &NetworkState) -> Result<(), EngineError> {
         let net = serde_json::to_string(network).unwrap_or_else(|_| "{}".into());

@@ -208,7 +208,10 @@ impl Engine {
         }
         let sig = parse_signal(&rec.config.stop_signal).unwrap_or(Signal::SIGTERM);
         let t = timeout.or(rec.config.stop_timeout).unwrap_or(10);
-        let _ = kill(Pid::from_raw(rec.pid), sig);
+        // (pid 0 would signal our own process group: a restarting container has none.)
+        if rec.pid > 0 {
+            let _ = kill(Pid::from_raw(rec.pid), sig);
+        }
         let r = self.wait_exit(&rec.id, Some(Duration::from_secs(t as u64)))?;
         if r.state.is_live() {
             let _ = self.signal(&r, Signal::SIGKILL);

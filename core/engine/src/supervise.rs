@@ -19,7 +19,7 @@ use nix::{
 };
 
 use crate::{
-    container::{AttachedNetwork, ContainerRecord, NetworkState, PortConfig, State},
+    container::{AttachedNetwork, ContainerRecord, NetworkState, PortConfig},
     logs::LogWriter,
     rt, Engine, EngineError,
 };
@@ -125,11 +125,15 @@ impl Engine {
                 }
                 return Ok(info);
             }
-            self.db()?.set_state(&rec.id, State::Restarting)?;
+            self.db()?
+                .set_restarting(&rec.id, std::process::id() as i32)?;
             self.db()?.bump_restart(&rec.id)?;
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
             delay_ms = (delay_ms * 2).min(10_000);
             if stopped_marker(&dir).exists() {
+                // Stopped during the back-off: it stays exited with its last code.
+                self.db()?
+                    .set_exited(&rec.id, info.code, info.oom_killed, &now(), "")?;
                 return Ok(info);
             }
         }
