@@ -647,3 +647,82 @@ fn restart_policy_on_failure_retries_then_gives_up() {
     assert_eq!(n, m, "no restarts after stop");
     env.ok(&["rm", "loop"]);
 }
+
+#[test]
+fn volumes_persist_and_mount_options_apply() {
+    let env = Env::new("vol");
+    env.import_busybox();
+    env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "data:/data:ro",
+            "busybox",
+            "cat",
+            "/data/f"
+        ]),
+        "kept\n"
+    );
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:/data:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /data/g",
+    ]);
+    assert!(!o.status.success(), "a :ro volume is read-only");
+    assert!(env.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "data"));
+    // --tmpfs and --read-only.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ok > /scratch/x && cat /scratch/x && ! touch /rootfile",
+    ]);
+    assert_eq!(out, "ok\n");
+    // A volume in use can't be removed.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    assert!(!env.run(&["volume", "rm", "data"]).status.success());
+    env.ok(&["rm", "-f", "holder"]);
+    env.ok(&["volume", "rm", "data"]);
+    assert!(!env.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "data"));
+}
