@@ -21,7 +21,18 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// The workspace this command runs in: the nearest ancestor of the current directory whose
+/// Cargo.toml has a `[workspace]` (so a shared target dir or a moved checkout can't point
+/// us at another copy), else the one xtask was built from.
 pub fn workspace_root() -> Result<PathBuf> {
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let manifest = dir.join("Cargo.toml");
+            if std::fs::read_to_string(&manifest).is_ok_and(|t| t.contains("[workspace]")) {
+                return Ok(dir.to_path_buf());
+            }
+        }
+    }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     dir.parent()
         .map(Path::to_path_buf)
