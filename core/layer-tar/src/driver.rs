@@ -211,3 +211,42 @@ pub fn check_mountable(
         None => Ok(false),
     }
 }
+
+/// The metadata of `key`, or `NotFound` naming the driver.
+pub fn require_meta(store: &Store, driver: &str, key: &str) -> PluginResult<Meta> {
+    check_key(key)?;
+    store
+        .meta(key)
+        .map_err(perr)?
+        .ok_or_else(|| PluginError::not_found(format!("{driver}: no layer or snapshot {key:?}")))
+}
+
+/// `AlreadyExists` if `key` is taken.
+pub fn ensure_absent(store: &Store, driver: &str, key: &str) -> PluginResult<()> {
+    check_key(key)?;
+    if store.dir(key).exists() {
+        return Err(PluginError::already_exists(format!(
+            "{driver}: {key:?} already exists"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `meta` into a finished temporary build and publishes it under `meta.key`
+/// (atomically, under the store lock); `AlreadyExists` if another process won the race.
+pub fn publish_object(
+    store: &Store,
+    driver: &str,
+    build: state::TempBuild,
+    meta: &Meta,
+) -> PluginResult<()> {
+    Store::write_meta(build.path(), meta).map_err(perr)?;
+    let _lock = store.lock().map_err(perr)?;
+    if !store.publish(build, &meta.key).map_err(perr)? {
+        return Err(PluginError::already_exists(format!(
+            "{driver}: {:?} already exists",
+            meta.key
+        )));
+    }
+    Ok(())
+}

@@ -16,8 +16,9 @@ use berth_abi::{
     StorageDriver, Usage,
 };
 use berth_layer_tar::driver::{
-    check_key, check_mountable, commit_snapshot, errno_io, list_objects, perr, remove_object,
-    sweep_with_orphan_mounts, unmount_target, usage_of,
+    check_key, check_mountable, commit_snapshot, ensure_absent, errno_io, list_objects, perr,
+    publish_object, remove_object, require_meta, sweep_with_orphan_mounts, unmount_target,
+    usage_of,
 };
 use berth_layer_tar::store::{Kind, Meta, Store};
 use berth_layer_tar::{state, DiffOptions, OverlayWhiteouts};
@@ -62,10 +63,7 @@ impl Overlay {
     }
 
     fn meta(&self, key: &str) -> PluginResult<Meta> {
-        check_key(key)?;
-        self.store.meta(key).map_err(perr)?.ok_or_else(|| {
-            PluginError::not_found(format!("overlayfs: no layer or snapshot {key:?}"))
-        })
+        require_meta(&self.store, "overlayfs", key)
     }
 
     /// The chain (nearest first) for a new object on top of `parent`.
@@ -102,24 +100,8 @@ impl Overlay {
         }
     }
 
-    fn publish(&self, build: state::TempBuild, key: &str) -> PluginResult<()> {
-        let _lock = self.store.lock().map_err(perr)?;
-        if !self.store.publish(build, key).map_err(perr)? {
-            return Err(PluginError::already_exists(format!(
-                "overlayfs: {key:?} already exists"
-            )));
-        }
-        Ok(())
-    }
-
     fn exists(&self, key: &str) -> PluginResult<()> {
-        check_key(key)?;
-        if self.store.dir(key).exists() {
-            return Err(PluginError::already_exists(format!(
-                "overlayfs: {key:?} already exists"
-            )));
-        }
-        Ok(())
+        ensure_absent(&self.store, "overlayfs", key)
     }
 
     fn do_mount(&self, key: &str, meta: &Meta, target: &Path) -> PluginResult<()> {
@@ -303,8 +285,7 @@ impl StorageDriver for Overlay {
             kind: Kind::Committed,
             chain,
         };
-        Store::write_meta(build.path(), &meta).map_err(perr)?;
-        self.publish(build, id)?;
+        publish_object(&self.store, "overlayfs", build, &meta)?;
         Ok(usage)
     }
 
@@ -320,8 +301,10 @@ impl StorageDriver for Overlay {
             }
         }
         let kind = if read_only { Kind::View } else { Kind::Active };
-        Store::write_meta(
-            build.path(),
+        publish_object(
+            &self.store,
+            "overlayfs",
+            build,
             &Meta {
                 key: key.into(),
                 parent: parent.map(Into::into),
@@ -329,8 +312,6 @@ impl StorageDriver for Overlay {
                 chain,
             },
         )
-        .map_err(perr)?;
-        self.publish(build, key)
     }
 
     fn mount(&self, key: &str, target: &str) -> PluginResult<()> {

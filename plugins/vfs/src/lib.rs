@@ -14,8 +14,9 @@ use berth_abi::{
     StorageDriver, Usage,
 };
 use berth_layer_tar::driver::{
-    check_key, check_mountable, commit_snapshot, errno_io, list_objects, perr, remove_object,
-    sweep_with_orphan_mounts, unmount_target, usage_of,
+    check_key, check_mountable, commit_snapshot, ensure_absent, errno_io, list_objects, perr,
+    publish_object, remove_object, require_meta, sweep_with_orphan_mounts, unmount_target,
+    usage_of,
 };
 use berth_layer_tar::store::{Kind, Meta, Store};
 use berth_layer_tar::{state, DeletingWhiteouts, DiffOptions};
@@ -41,11 +42,7 @@ impl Vfs {
     }
 
     fn meta(&self, key: &str) -> PluginResult<Meta> {
-        check_key(key)?;
-        self.store
-            .meta(key)
-            .map_err(perr)?
-            .ok_or_else(|| PluginError::not_found(format!("vfs: no layer or snapshot {key:?}")))
+        require_meta(&self.store, "vfs", key)
     }
 
     fn check_parent(&self, parent: Option<&str>) -> PluginResult<Vec<String>> {
@@ -64,13 +61,7 @@ impl Vfs {
     }
 
     fn exists(&self, key: &str) -> PluginResult<()> {
-        check_key(key)?;
-        if self.store.dir(key).exists() {
-            return Err(PluginError::already_exists(format!(
-                "vfs: {key:?} already exists"
-            )));
-        }
-        Ok(())
+        ensure_absent(&self.store, "vfs", key)
     }
 
     /// A build directory whose `rootfs/` is a copy of `parent`'s tree (or empty).
@@ -84,16 +75,6 @@ impl Vfs {
                 .map_err(|e| perr(e).context(format!("vfs: copying layer {p:?}")))?;
         }
         Ok(build)
-    }
-
-    fn publish(&self, build: state::TempBuild, key: &str) -> PluginResult<()> {
-        let _lock = self.store.lock().map_err(perr)?;
-        if !self.store.publish(build, key).map_err(perr)? {
-            return Err(PluginError::already_exists(format!(
-                "vfs: {key:?} already exists"
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -120,17 +101,17 @@ impl StorageDriver for Vfs {
         berth_layer_tar::apply_layer(&r, diff, &mut DeletingWhiteouts)
             .map_err(|e| perr(e).context(format!("vfs: applying layer {id:?}")))?;
         let usage = usage_of(&r)?;
-        Store::write_meta(
-            build.path(),
+        publish_object(
+            &self.store,
+            "vfs",
+            build,
             &Meta {
                 key: id.into(),
                 parent: parent.map(Into::into),
                 kind: Kind::Committed,
                 chain,
             },
-        )
-        .map_err(perr)?;
-        self.publish(build, id)?;
+        )?;
         Ok(usage)
     }
 
@@ -144,8 +125,10 @@ impl StorageDriver for Vfs {
             self.build_copy(parent)?
         };
         let kind = if read_only { Kind::View } else { Kind::Active };
-        Store::write_meta(
-            build.path(),
+        publish_object(
+            &self.store,
+            "vfs",
+            build,
             &Meta {
                 key: key.into(),
                 parent: parent.map(Into::into),
@@ -153,8 +136,6 @@ impl StorageDriver for Vfs {
                 chain,
             },
         )
-        .map_err(perr)?;
-        self.publish(build, key)
     }
 
     fn mount(&self, key: &str, target: &str) -> PluginResult<()> {
