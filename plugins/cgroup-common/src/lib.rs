@@ -314,6 +314,25 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> CgResult<bool>) -
     }
 }
 
+/// [`wait_until`] that turns running out of time into [`CgError::Timeout`] for `what` on
+/// group `id`.
+pub fn wait_or_timeout(
+    timeout: Duration,
+    what: &'static str,
+    id: &str,
+    cond: impl FnMut() -> CgResult<bool>,
+) -> CgResult<()> {
+    if wait_until(timeout, cond)? {
+        Ok(())
+    } else {
+        Err(CgError::Timeout {
+            what,
+            id: id.to_string(),
+            secs: timeout.as_secs(),
+        })
+    }
+}
+
 /// `true` for the `UNLIMITED` value of a v1 memory counter (PAGE_COUNTER_MAX × page size).
 pub fn v1_unlimited(v: u64) -> bool {
     v >= (1u64 << 62)

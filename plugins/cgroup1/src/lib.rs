@@ -27,7 +27,7 @@ use std::{collections::BTreeSet, path::PathBuf};
 use berth_abi::{Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats};
 pub use berth_cgroup_common as common;
 use berth_cgroup_common::{
-    fsutil, procfs, requested, signal, signal_pids, validate_id, validate_limits, wait_until,
+    fsutil, procfs, requested, signal, signal_pids, validate_id, validate_limits, wait_or_timeout,
     CgError, CgResult, Config, EMPTY_TIMEOUT, RMDIR_TIMEOUT,
 };
 use controllers::{blkio, cpu, cpuacct, cpuset, freezer, memory, pids};
@@ -205,7 +205,7 @@ impl Cgroup1 {
     /// first so nothing forks between listing and killing.
     fn kill_all(&self, id: &str) -> CgResult<()> {
         let fz = self.group_dir(id, "freezer").filter(|d| d.is_dir());
-        let emptied = wait_until(EMPTY_TIMEOUT, || {
+        wait_or_timeout(EMPTY_TIMEOUT, "killing the processes", id, || {
             let pids = self.all_pids(id)?;
             if pids.is_empty() {
                 return Ok(true);
@@ -221,16 +221,7 @@ impl Cgroup1 {
             }
             r?;
             Ok(false)
-        })?;
-        if emptied {
-            Ok(())
-        } else {
-            Err(CgError::Timeout {
-                what: "killing the processes",
-                id: id.to_string(),
-                secs: EMPTY_TIMEOUT.as_secs(),
-            })
-        }
+        })
     }
 
     /// `(nr_periods, nr_throttled)` of the group's cpu.stat (tests and diagnostics).

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use berth_abi::{Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats};
 pub use berth_cgroup_common as common;
 use berth_cgroup_common::{
-    fsutil, procfs, requested, signal, signal_pids, validate_id, validate_limits, wait_until,
+    fsutil, procfs, requested, signal, signal_pids, validate_id, validate_limits, wait_or_timeout,
     CgError, CgResult, Config, EMPTY_TIMEOUT, RMDIR_TIMEOUT,
 };
 use controllers::{core, cpu, cpuset, io, memory, pids};
@@ -235,7 +235,7 @@ impl Cgroup2 {
         if has_kill {
             fsutil::write(&dir.join(core::KILL), "1")?;
         }
-        let emptied = wait_until(EMPTY_TIMEOUT, || {
+        wait_or_timeout(EMPTY_TIMEOUT, "killing the processes", id, || {
             let pids = fsutil::read_pids(&procs)?;
             if pids.is_empty() {
                 return Ok(true);
@@ -244,16 +244,7 @@ impl Cgroup2 {
                 signal_pids(&pids, Signal::SIGKILL)?;
             }
             Ok(false)
-        })?;
-        if emptied {
-            Ok(())
-        } else {
-            Err(CgError::Timeout {
-                what: "killing the processes",
-                id: id.to_string(),
-                secs: EMPTY_TIMEOUT.as_secs(),
-            })
-        }
+        })
     }
 
     /// `(nr_periods, nr_throttled)` of the group's cpu.stat (tests and diagnostics).

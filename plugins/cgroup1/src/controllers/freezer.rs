@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_cgroup_common::{fsutil, wait_until, CgError, CgResult, FREEZE_TIMEOUT};
+use berth_cgroup_common::{fsutil, wait_or_timeout, CgResult, FREEZE_TIMEOUT};
 
 pub const STATE: &str = "freezer.state";
 
@@ -14,20 +14,15 @@ pub fn is_frozen(dir: &Path) -> CgResult<bool> {
 /// is thawed again and `Timeout` returned.
 pub fn freeze(id: &str, dir: &Path) -> CgResult<()> {
     let state = dir.join(STATE);
-    let done = wait_until(FREEZE_TIMEOUT, || {
+    let r = wait_or_timeout(FREEZE_TIMEOUT, "freezing", id, || {
         // Re-writing FROZEN retries tasks that were busy (e.g. in vfork) on the last pass.
         fsutil::write(&state, "FROZEN")?;
         Ok(fsutil::read(&state)?.trim() == "FROZEN")
-    })?;
-    if done {
-        return Ok(());
+    });
+    if r.is_err() {
+        thaw(dir)?;
     }
-    thaw(dir)?;
-    Err(CgError::Timeout {
-        what: "freezing",
-        id: id.to_string(),
-        secs: FREEZE_TIMEOUT.as_secs(),
-    })
+    r
 }
 
 pub fn thaw(dir: &Path) -> CgResult<()> {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use berth_abi::ResourceStats;
-use berth_cgroup_common::{fsutil, wait_until, CgError, CgResult, FREEZE_TIMEOUT};
+use berth_cgroup_common::{fsutil, wait_or_timeout, CgResult, FREEZE_TIMEOUT};
 
 pub const FREEZE: &str = "cgroup.freeze";
 pub const KILL: &str = "cgroup.kill";
@@ -32,15 +32,11 @@ pub fn is_frozen(dir: &Path) -> CgResult<bool> {
 /// Freezes and waits for `frozen 1` in cgroup.events; thaws again on timeout.
 pub fn freeze(id: &str, dir: &Path) -> CgResult<()> {
     fsutil::write(&dir.join(FREEZE), "1")?;
-    if wait_until(FREEZE_TIMEOUT, || is_frozen(dir))? {
-        return Ok(());
+    let r = wait_or_timeout(FREEZE_TIMEOUT, "freezing", id, || is_frozen(dir));
+    if r.is_err() {
+        thaw(dir)?;
     }
-    thaw(dir)?;
-    Err(CgError::Timeout {
-        what: "freezing",
-        id: id.to_string(),
-        secs: FREEZE_TIMEOUT.as_secs(),
-    })
+    r
 }
 
 pub fn thaw(dir: &Path) -> CgResult<()> {
