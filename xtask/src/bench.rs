@@ -164,7 +164,7 @@ pub fn run(berth: &Path, workspace: &Path, save: bool, n: usize) -> Result<Vec<R
         config,
         podman_conf,
     };
-    let result = measure(&b, workspace, n);
+    let result = measure(&b, n);
     cleanup(&b);
     let rows = result?;
     print_table(&rows);
@@ -207,7 +207,7 @@ fn machine() -> String {
     format!("{cpus} CPUs, Linux {}", kernel.trim())
 }
 
-fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
+fn measure(b: &Bench, n: usize) -> Result<Vec<Row>> {
     let rootfs = busybox_rootfs(&b.dir)?;
     let bbtar = b.dir.join("busybox.tar");
     tar(&rootfs, &bbtar)?;
@@ -440,7 +440,6 @@ fn measure(b: &Bench, workspace: &Path, n: usize) -> Result<Vec<Row>> {
         untar,
         "berth verifies and stores the layer (sha256 + fsync)",
     ));
-    let _ = workspace;
     Ok(rows)
 }
 

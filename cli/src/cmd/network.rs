@@ -3,7 +3,7 @@
 use anyhow::bail;
 use berth_abi::rtypes::ROption;
 use berth_engine::{container::new_id, parse::validate_volume_name};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
 
 use crate::{table::Table, GlobalOpts};
@@ -218,9 +218,6 @@ pub enum VolumeCmd {
         force: bool,
     },
 }
-
-#[derive(Args, Debug)]
-pub struct Unused;
 
 pub fn volume(g: &GlobalOpts, c: VolumeCmd) -> anyhow::Result<u8> {
     let engine = g.engine()?;

@@ -11,7 +11,6 @@
 use std::{
     collections::BTreeMap,
     io::{Read, Write},
-    os::fd::AsRawFd,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -268,8 +267,7 @@ impl Engine {
             out.line(&format!("#{step_no} naming to {}", t.familiar()));
         }
         out.line(&format!(
-            "#{step_no} DONE {:.1}s (build total {:.2}s)",
-            0.0,
+            "#{step_no} DONE (build total {:.2}s)",
             t_all.elapsed().as_secs_f64()
         ));
         Ok(image.id)
@@ -405,7 +403,6 @@ impl Engine {
                 if cached { "CACHED" } else { "DONE" },
                 t.elapsed().as_secs_f64()
             ));
-            let _ = (ins, &kind);
         }
         Ok(st)
     }
@@ -734,7 +731,6 @@ impl Engine {
         out: &mut dyn BuildOutput,
         step_no: usize,
     ) -> Result<(), EngineError> {
-        let etc_dir = self.config.run_dir().join("build");
         let mut etc = Vec::new();
         for f in ["resolv.conf", "hosts"] {
             let host = PathBuf::from("/etc").join(f);
@@ -742,7 +738,6 @@ impl Engine {
                 etc.push((host, format!("/etc/{f}")));
             }
         }
-        let _ = etc_dir;
         let spec = berth_runtime::ContainerSpec {
             id: format!("build-{}", &new_id()[..12]),
             rootfs: root.to_path_buf(),
@@ -817,7 +812,6 @@ impl Engine {
                 String::from_utf8_lossy(&pending)
             ));
         }
-        let _ = reader.as_raw_fd();
         let code = started
             .wait()
             .map_err(|e| EngineError::Invalid(format!("waiting for the RUN command: {e}")))?

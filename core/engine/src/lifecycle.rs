@@ -131,8 +131,8 @@ impl Engine {
         let mut msg = String::new();
         use std::io::Read;
         let _ = std::fs::File::from(r).read_to_string(&mut msg);
-        // The monitor lives on (reparented to init once we exit); don't reap it here.
-        std::mem::forget(child.stdin.take());
+        // The monitor lives on (reparented to init once we exit): it is not waited for,
+        // except to reap it when it already failed.
         let msg = msg.trim();
         if msg == "ok" {
             return Ok(());

@@ -53,7 +53,7 @@ impl Created {
     pub fn start(self) -> Result<(Started, ContainerIo), StartError> {
         match self.inner.start() {
             Ok(s) => Ok((Started { inner: s }, self.io)),
-            Err(e) => Err(match exec_failure(&e) {
+            Err(e) => Err(match e.exit_code() {
                 Some(code) => StartError::Exec {
                     code,
                     message: e.to_string(),
@@ -62,10 +62,6 @@ impl Created {
             }),
         }
     }
-}
-
-fn exec_failure(e: &runtime::RuntimeError) -> Option<i32> {
-    e.exit_code()
 }
 
 impl Started {
