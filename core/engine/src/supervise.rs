@@ -307,24 +307,10 @@ impl Engine {
         })
     }
 
-    /// Undoes a start: network, cgroup (reading its OOM count first), mount. Never fails:
+    /// Undoes a start: cgroup (reading its OOM count first), mount, network. Never fails:
     /// errors are logged, and each step is idempotent so `rm` can repeat it.
     fn teardown(&self, rec: &ContainerRecord, setup: &Setup) -> bool {
         let mut oom = false;
-        if let Ok(net) = self.plugins.network() {
-            for a in &setup.networks {
-                let req = DetachRequest {
-                    container_id: rec.id.clone().into(),
-                    netns_path: String::new().into(),
-                    network: a.network.clone().into(),
-                    ifname: a.ifname.clone().into(),
-                };
-                if let Err(e) = net.detach(&req) {
-                    tracing::warn!("detaching {} from {}: {e}", rec.name, a.network);
-                }
-            }
-        }
-        tracing::debug!(container = %rec.short_id(), "teardown: network detached");
         if setup.cgroup {
             if let Ok(iso) = self.plugins.isolator() {
                 if let Ok(st) = iso.stats(&rec.id) {
@@ -342,6 +328,21 @@ impl Engine {
             }
         }
         tracing::debug!(container = %rec.short_id(), "teardown: unmounted");
+        // Last: the kernel tears a dead namespace's veth pair down by itself meanwhile.
+        if let Ok(net) = self.plugins.network() {
+            for a in &setup.networks {
+                let req = DetachRequest {
+                    container_id: rec.id.clone().into(),
+                    netns_path: String::new().into(),
+                    network: a.network.clone().into(),
+                    ifname: a.ifname.clone().into(),
+                };
+                if let Err(e) = net.detach(&req) {
+                    tracing::warn!("detaching {} from {}: {e}", rec.name, a.network);
+                }
+            }
+        }
+        tracing::debug!(container = %rec.short_id(), "teardown: network detached");
         oom
     }
 

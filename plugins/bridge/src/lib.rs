@@ -233,15 +233,13 @@ impl Bridge {
         )
     }
 
-    /// Host-side veth name and the temporary name of its peer.
-    fn veth_names(&self, container: &str, network: &str) -> (String, String) {
+    /// Host-side veth name of `container` on `network` (the peer is born inside the
+    /// container's namespace under its final name).
+    fn veth_name(&self, container: &str, network: &str) -> String {
         let h = hash_hex(&[container, network]);
         let p = &self.cfg.veth_prefix;
         let room = (15 - p.len()).min(11);
-        (
-            format!("{p}{}", &h[..room]),
-            format!("{p}p{}", &h[..room - 1]),
-        )
+        format!("{p}{}", &h[..room])
     }
 
     fn ensure_forwarding(&self, nets: &[Network]) -> PluginResult<()> {
@@ -402,7 +400,17 @@ impl Bridge {
     /// Removes what an attachment made in the kernel (best effort, absent parts are fine).
     fn teardown(&self, lease: &Lease) -> PluginResult<()> {
         let _s = debug_span!("teardown", veth = %lease.host_veth).entered();
-        self.delete_link(&lease.host_veth)?;
+        if Path::new(&lease.netns_path).exists() {
+            self.delete_link(&lease.host_veth)?;
+        } else {
+            // The container's process (and with it, usually, its namespace) is gone: the
+            // kernel is already tearing the pair down.
+            let host = lease.host_veth.clone();
+            netlink::run(|h| async move {
+                netlink::reap_veth(&h, &host, std::time::Duration::from_millis(200)).await
+            })
+            .map_err(nl_err)?;
+        }
         self.fw.remove_ports(lease.ip, &lease.ports)
     }
 
@@ -426,19 +434,11 @@ impl Bridge {
             self.fw.sync_networks(nets)?;
             self.ensure_forwarding(nets)?;
         }
-        let (host, peer) = self.veth_names_for(lease);
-        let mtu = net.mtu;
-        let peer2 = peer.clone();
+        let host = lease.host_veth.clone();
+        let (ifname, mtu) = (lease.ifname.clone(), net.mtu);
         netlink::run(|h| async move {
             netlink::delete_link(&h, &host).await?; // a leftover of a crashed attempt
-            netlink::delete_link(&h, &peer2).await?;
-            netlink::create_veth(&h, &host, &peer2, br_index, mtu, &netns).await
-        })
-        .map_err(nl_err)?;
-        let (ifname, ip, gw) = (lease.ifname.clone(), lease.ip, net.gateway);
-        let prefix = net.net()?.prefix_len();
-        let mac = netlink::run_in_netns(&netns_path, |h| async move {
-            netlink::configure_peer(&h, &peer, &ifname, mtu, ip, prefix, gw).await
+            netlink::create_veth(&h, &host, &ifname, br_index, mtu, &netns).await
         })
         .map_err(|e| {
             if e.errno() == Some(libc::EEXIST) {
@@ -452,6 +452,12 @@ impl Bridge {
                 nl_err(e)
             }
         })?;
+        let (ifname, ip, gw) = (lease.ifname.clone(), lease.ip, net.gateway);
+        let prefix = net.net()?.prefix_len();
+        let mac = netlink::run_in_netns(&netns_path, |h| async move {
+            netlink::configure_peer(&h, &ifname, ip, prefix, gw).await
+        })
+        .map_err(nl_err)?;
         if !lease.ports.is_empty() {
             if let Err(e) = self.fw.add_ports(lease.ip, &lease.ports) {
                 debug!(error = %e, "adding ports failed; restoring the table and retrying");
@@ -460,15 +466,6 @@ impl Bridge {
             }
         }
         Ok(mac)
-    }
-
-    fn veth_names_for(&self, lease: &Lease) -> (String, String) {
-        let p = &self.cfg.veth_prefix;
-        let hash = &lease.host_veth[p.len()..];
-        (
-            lease.host_veth.clone(),
-            format!("{p}p{}", &hash[..hash.len().saturating_sub(1)]),
-        )
     }
 
     fn attach_locked(
@@ -521,7 +518,7 @@ impl Bridge {
                 ipam::allocate(name, &subnet, net.gateway, &used, net.last_ip)?
             }
         };
-        let (host_veth, _) = self.veth_names(cid, name);
+        let host_veth = self.veth_name(cid, name);
         let mut lease = Lease {
             container_name: req.container_name.to_string(),
             ip,
@@ -729,7 +726,7 @@ impl NetworkBackend for Bridge {
         valid_name("container id", cid, 128)?;
         valid_name("network name", name, 64)?;
         let lock = self.store.lock()?;
-        let (host_veth, _) = self.veth_names(cid, name);
+        let host_veth = self.veth_name(cid, name);
         let Some(mut net) = self.store.load(&lock, name)? else {
             // No network, no lease: only a leftover link could remain.
             return self.delete_link(&host_veth);
@@ -782,19 +779,9 @@ mod tests {
         let n = b.bridge_name("my-very-long-network-name");
         assert!(n.starts_with("berth-") && n.len() <= 15, "{n}");
         assert_ne!(n, b.bridge_name("other"));
-        let (h, p) = b.veth_names("abcdef0123456789", "bridge");
-        assert!(h.starts_with("vb") && h.len() <= 15 && p.len() <= 15 && h != p);
-        let lease = Lease {
-            container_name: String::new(),
-            ip: Ipv4Addr::LOCALHOST,
-            ifname: "eth0".into(),
-            host_veth: h.clone(),
-            netns_path: String::new(),
-            mac: String::new(),
-            ports: vec![],
-            complete: true,
-        };
-        assert_eq!(b.veth_names_for(&lease), (h, p));
+        let h = b.veth_name("abcdef0123456789", "bridge");
+        assert!(h.starts_with("vb") && h.len() <= 15, "{h}");
+        assert_ne!(h, b.veth_name("abcdef0123456789", "other"));
     }
 
     #[test]
