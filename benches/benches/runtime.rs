@@ -85,6 +85,7 @@ fn create_start_wait(c: &mut Criterion) {
         init: false,
         masked_paths: None,
         readonly_paths: None,
+        seccomp: None,
     };
     let mut g = c.benchmark_group("runtime");
     g.measurement_time(Duration::from_secs(5));

@@ -149,3 +149,71 @@ fn reproducible_with_source_date_epoch() {
     }
     assert_eq!(ids[0], ids[1]);
 }
+
+#[test]
+fn healthcheck_and_onbuild_are_stored_and_triggered() {
+    let env = Env::new("onbuild");
+    env.import_busybox();
+    let base = env.root.join("base");
+    write(
+        &base,
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             HEALTHCHECK --interval=5s --retries=2 CMD [\"true\"]\n\
+             ONBUILD COPY greeting.txt /greeting.txt\n\
+             ONBUILD RUN echo triggered >> /greeting.txt\n",
+        )],
+    );
+    env.ok(&["build", "-q", "-t", "obbase", base.to_str().unwrap()]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "obbase"])).unwrap();
+    let cfg = &inspect[0]["Config"];
+    assert_eq!(
+        cfg["Healthcheck"]["Test"],
+        serde_json::json!(["CMD", "true"])
+    );
+    assert_eq!(cfg["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(cfg["Healthcheck"]["Retries"], 2);
+    assert_eq!(
+        cfg["OnBuild"],
+        serde_json::json!([
+            "COPY greeting.txt /greeting.txt",
+            "RUN echo triggered >> /greeting.txt"
+        ])
+    );
+
+    // A child build runs the triggers first, in its own context, and does not inherit them.
+    let child = env.root.join("child");
+    write(
+        &child,
+        &[
+            (
+                "Dockerfile",
+                "FROM obbase\nHEALTHCHECK NONE\nCMD [\"cat\", \"/greeting.txt\"]\n",
+            ),
+            ("greeting.txt", "hello from the child context\n"),
+        ],
+    );
+    let o = env.run(&["build", "-t", "obchild", child.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("executing 2 build trigger(s)"), "{err}");
+    assert_eq!(
+        env.ok(&["run", "--rm", "--network", "none", "obchild"]),
+        "hello from the child context\ntriggered\n"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "obchild"])).unwrap();
+    let cfg = &inspect[0]["Config"];
+    assert!(cfg.get("OnBuild").is_none(), "{cfg}");
+    assert_eq!(cfg["Healthcheck"]["Test"], serde_json::json!(["NONE"]));
+
+    // A trigger that fails names the FROM line.
+    write(&child, &[("Dockerfile", "# comment\nFROM obbase\n")]);
+    std::fs::remove_file(child.join("greeting.txt")).unwrap();
+    let o = env.run(&["build", child.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success());
+    assert!(err.contains("Dockerfile:2"), "{err}");
+}

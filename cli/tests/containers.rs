@@ -726,3 +726,109 @@ fn volumes_persist_and_mount_options_apply() {
     env.ok(&["volume", "rm", "data"]);
     assert!(!env.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "data"));
 }
+
+#[test]
+fn seccomp_default_profile_unconfined_and_custom() {
+    let env = Env::new("seccomp");
+    env.import_busybox();
+    let probe = "grep Seccomp: /proc/self/status; unshare -U true && echo userns-ok; \
+                 mount -t tmpfs t /mnt && echo mount-ok; \
+                 echo c > /proc/sysrq-trigger && echo sysrq-ok; \
+                 exec 3>&-; ls /proc/self/fd | tr '\\n' ' '";
+    // Default: filter mode (2); a new user namespace and mount are refused; no extra fds.
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(
+        !out.contains("userns-ok") && !out.contains("mount-ok"),
+        "{out}"
+    );
+    assert!(!out.contains("sysrq-ok"), "{out}");
+    assert!(out.trim_end().ends_with("0 1 2 3"), "fds: {out}");
+    // exec'd processes get the profile too.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sc1",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let o = env.ok(&[
+        "exec",
+        "sc1",
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; unshare -U true || echo refused",
+    ]);
+    assert!(o.contains("Seccomp:\t2") && o.contains("refused"), "{o}");
+    env.ok(&["rm", "-f", "sc1"]);
+    // unconfined lifts it: the same unshare now works.
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status; unshare -U true && echo userns-ok",
+    ]);
+    assert!(o.contains("Seccomp:\t0") && o.contains("userns-ok"), "{o}");
+    // A custom profile in Docker's format: mkdir fails with EACCES.
+    let profile = env.root.join("deny-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/x",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+        "{o:?}"
+    );
+    // A broken profile is refused before anything is created, naming the file.
+    std::fs::write(&profile, "{\"defaultAction\": 12}").unwrap();
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("deny-mkdir.json"),
+        "{o:?}"
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}

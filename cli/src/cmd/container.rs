@@ -208,15 +208,34 @@ impl CreateArgs {
             ports.extend(parse::parse_publish(p)?);
         }
         let mut no_new_privileges = false;
+        let mut seccomp = None;
         for s in &self.security_opt {
             match s.as_str() {
                 "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
                     no_new_privileges = true
                 }
                 "no-new-privileges:false" | "no-new-privileges=false" => {}
-                other => {
-                    bail!("invalid --security-opt {other:?}: berth supports no-new-privileges")
-                }
+                "seccomp=unconfined" | "seccomp:unconfined" => seccomp = Some("unconfined".into()),
+                other => match other
+                    .strip_prefix("seccomp=")
+                    .or_else(|| other.strip_prefix("seccomp:"))
+                {
+                    Some(path) => {
+                        // Read and checked now, stored with the container (as Docker).
+                        let text = std::fs::read_to_string(path).map_err(|e| {
+                            anyhow::anyhow!(
+                                "--security-opt seccomp={path}: cannot read the profile: {e}"
+                            )
+                        })?;
+                        berth_seccomp::Profile::from_json(&text)
+                            .map_err(|e| anyhow::anyhow!("--security-opt seccomp={path}: {e}"))?;
+                        seccomp = Some(text);
+                    }
+                    None => bail!(
+                        "invalid --security-opt {other:?}: berth supports no-new-privileges, \
+                         seccomp=unconfined and seccomp=PROFILE.json"
+                    ),
+                },
             }
         }
         let mut labels = BTreeMap::new();
@@ -254,6 +273,7 @@ impl CreateArgs {
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             no_new_privileges,
+            seccomp,
             init: self.init,
             limits: self.limits.to_limits()?,
             restart: self.restart.clone(),

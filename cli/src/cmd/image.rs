@@ -451,8 +451,16 @@ pub fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
     let mut out = Vec::new();
     for i in &a.images {
-        let img = engine.images()?.resolve(i)?;
-        out.push(image_json(&img));
+        let store = engine.images()?;
+        let img = store.resolve(i)?;
+        let mut j = image_json(&img);
+        // Docker's config extensions (HEALTHCHECK, ONBUILD) live beside the OCI fields.
+        let extras = serde_json::to_value(store.config_extras(&img)?)?;
+        if let (Some(c), serde_json::Value::Object(extras)) = (j["Config"].as_object_mut(), extras)
+        {
+            c.extend(extras);
+        }
+        out.push(j);
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(0)

@@ -17,10 +17,12 @@ use std::{
 
 use berth_abi::ErrorKind;
 use berth_dockerfile::{
-    plan_with, Base, BuildPlan, CopySource, DockerIgnore, Dockerfile, InstructionKind, PlanOptions,
-    RunScript, ShellOrExec, StageEnv,
+    plan_with, Base, BuildPlan, CopySource, DockerIgnore, Dockerfile, Healthcheck, Instruction,
+    InstructionKind, PlanOptions, RunScript, ShellOrExec, StageEnv,
 };
-use berth_image::{chain_ids, Descriptor, Image, ImageConfiguration, Reference};
+use berth_image::{
+    chain_ids, ConfigExtras, Descriptor, HealthConfig, Image, ImageConfiguration, Reference,
+};
 use oci_spec::image::{Config, HistoryBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -66,6 +68,9 @@ impl BuildOutput for QuietOutput {
 struct StepState {
     config: ImageConfiguration,
     layers: Vec<Descriptor>,
+    /// HEALTHCHECK and ONBUILD, which the OCI config cannot hold.
+    #[serde(default)]
+    extras: ConfigExtras,
 }
 
 struct StageState {
@@ -73,6 +78,82 @@ struct StageState {
     env: StageEnv,
     /// Cache key of the state so far.
     key: String,
+}
+
+/// `[name i/n]` for the FROM line (the count is printed again with the instructions).
+fn stage_label(stage: &berth_dockerfile::PlannedStage, i: usize) -> String {
+    let total = stage.instructions.len() + 1;
+    match &stage.name {
+        Some(n) => format!("{n} {i}/{total}"),
+        None => format!("{i}/{total}"),
+    }
+}
+
+/// Parses a base image's ONBUILD triggers into instructions positioned at the FROM line.
+fn parse_triggers(
+    file: &str,
+    from_line: usize,
+    triggers: &[String],
+) -> Result<Vec<Instruction>, EngineError> {
+    if triggers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let text = format!("FROM scratch\n{}\n", triggers.join("\n"));
+    let what = format!("{file}:{from_line}: ONBUILD trigger of the base image");
+    let df = Dockerfile::parse(&what, &text).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    if df.stages.len() != 1 {
+        return Err(EngineError::Invalid(format!(
+            "{what}: a trigger may not be FROM"
+        )));
+    }
+    let mut out = df
+        .stages
+        .into_iter()
+        .next()
+        .map(|s| s.instructions)
+        .unwrap_or_default();
+    for ins in &mut out {
+        if matches!(
+            ins.kind,
+            InstructionKind::Onbuild { .. } | InstructionKind::Maintainer(_)
+        ) {
+            return Err(EngineError::Invalid(format!(
+                "{what}: {} is not allowed as a trigger",
+                ins.name()
+            )));
+        }
+        ins.line = from_line;
+        ins.end_line = from_line;
+    }
+    Ok(out)
+}
+
+/// Docker's `config.Healthcheck` for a HEALTHCHECK instruction.
+fn health_config(h: &Healthcheck) -> HealthConfig {
+    let ns = |d: &Option<std::time::Duration>| {
+        d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    };
+    match h {
+        Healthcheck::None => HealthConfig {
+            test: h.test_vec(),
+            ..Default::default()
+        },
+        Healthcheck::Cmd {
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+            ..
+        } => HealthConfig {
+            test: h.test_vec(),
+            interval: ns(interval),
+            timeout: ns(timeout),
+            start_period: ns(start_period),
+            start_interval: ns(start_interval),
+            retries: *retries,
+        },
+    }
 }
 
 fn bad(file: &str, line: usize, msg: impl std::fmt::Display) -> EngineError {
@@ -259,9 +340,12 @@ impl Engine {
         config.set_created(Some(timestamp()));
         step_no += 1;
         out.line(&format!("#{step_no} exporting to image"));
-        let image = self
-            .images()?
-            .create_image(config, target.state.layers.clone(), &tags)?;
+        let image = self.images()?.create_image_with_extras(
+            config,
+            &target.state.extras,
+            target.state.layers.clone(),
+            &tags,
+        )?;
         out.line(&format!("#{step_no} writing image {}", image.id));
         for t in &tags {
             out.line(&format!("#{step_no} naming to {}", t.familiar()));
@@ -286,16 +370,16 @@ impl Engine {
         step_no: &mut usize,
     ) -> Result<StageState, EngineError> {
         let file = plan.file.clone();
-        let total = stage.instructions.len() + 1;
-        let label = |i: usize| match &stage.name {
-            Some(n) => format!("{n} {i}/{total}"),
-            None => format!("{i}/{total}"),
-        };
+        // ONBUILD triggers of an image base run first, as if written right after FROM.
+        let mut triggers: Vec<String> = Vec::new();
         *step_no += 1;
         let t = Instant::now();
         let (state, key, base_env, base_workdir) = match &stage.base {
             Base::Scratch => {
-                out.line(&format!("#{step_no} [{}] FROM scratch", label(1)));
+                out.line(&format!(
+                    "#{step_no} [{}] FROM scratch",
+                    stage_label(stage, 1)
+                ));
                 let mut cfg = ImageConfiguration::default();
                 cfg.set_created(Some(timestamp()));
                 cfg.rootfs_mut().set_diff_ids(Vec::new());
@@ -304,6 +388,7 @@ impl Engine {
                     StepState {
                         config: cfg,
                         layers: Vec::new(),
+                        extras: ConfigExtras::default(),
                     },
                     sha(&["scratch"]),
                     Vec::new(),
@@ -314,7 +399,10 @@ impl Engine {
                 let s = done
                     .get(i)
                     .ok_or_else(|| bad(&file, stage.line, format!("stage {i} was not built")))?;
-                out.line(&format!("#{step_no} [{}] FROM stage {i}", label(1)));
+                out.line(&format!(
+                    "#{step_no} [{}] FROM stage {i}",
+                    stage_label(stage, 1)
+                ));
                 let c = s.state.config.config().clone().unwrap_or_default();
                 (
                     s.state.clone(),
@@ -324,7 +412,7 @@ impl Engine {
                 )
             }
             Base::Image(r) => {
-                out.line(&format!("#{step_no} [{}] FROM {r}", label(1)));
+                out.line(&format!("#{step_no} [{}] FROM {r}", stage_label(stage, 1)));
                 let img = self.images()?.resolve(r).map_err(|e| {
                     bad(
                         &file,
@@ -335,10 +423,14 @@ impl Engine {
                     )
                 })?;
                 let c = img.config.config().clone().unwrap_or_default();
+                let mut extras = self.images()?.config_extras(&img)?;
+                // Triggers fire in this build and are not inherited further (as Docker).
+                triggers = std::mem::take(&mut extras.on_build);
                 (
                     StepState {
                         config: img.config.clone(),
                         layers: img.manifest.layers().clone(),
+                        extras,
                     },
                     sha(&["image", &img.id]),
                     c.env().clone().unwrap_or_default(),
@@ -354,7 +446,20 @@ impl Engine {
             .stage_env(stage)
             .with_base(&base_env, base_workdir.as_deref(), None);
         let mut st = StageState { state, env, key };
-        for (i, ins) in stage.instructions.iter().enumerate() {
+        let mut instructions = parse_triggers(&file, stage.line, &triggers)?;
+        if !instructions.is_empty() {
+            out.line(&format!(
+                "#{step_no} executing {} build trigger(s) of the base image",
+                instructions.len()
+            ));
+        }
+        instructions.extend(stage.instructions.iter().cloned());
+        let total = instructions.len() + 1;
+        let label = |i: usize| match &stage.name {
+            Some(n) => format!("{n} {i}/{total}"),
+            None => format!("{i}/{total}"),
+        };
+        for (i, ins) in instructions.iter().enumerate() {
             *step_no += 1;
             let t = Instant::now();
             out.line(&format!(
@@ -503,8 +608,12 @@ impl Engine {
             InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
                 st.key = sha(&[&st.key, &desc, args_key]);
             }
-            InstructionKind::Healthcheck(_) | InstructionKind::Onbuild { .. } => {
-                // Recorded in the history (the OCI config has no field for them).
+            InstructionKind::Healthcheck(h) => {
+                st.state.extras.healthcheck = Some(health_config(h));
+                meta(st, cfg, original.clone());
+            }
+            InstructionKind::Onbuild { expression, .. } => {
+                st.state.extras.on_build.push(expression.clone());
                 meta(st, cfg, original.clone());
             }
             InstructionKind::From { .. } => {}
@@ -760,6 +869,8 @@ impl Engine {
             init: false,
             masked_paths: None,
             readonly_paths: None,
+            // RUN steps get what a default `berth run` gets.
+            seccomp: Some(berth_seccomp::Profile::default_profile()),
         };
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| EngineError::io("creating a pipe", e.into()))?;

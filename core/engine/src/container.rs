@@ -129,6 +129,10 @@ pub struct ContainerConfig {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub no_new_privileges: bool,
+    /// `--security-opt seccomp=`: `None` = the default profile, `"unconfined"`, or the
+    /// text of a profile file (kept, like Docker, so later edits of the file don't matter).
+    #[serde(default)]
+    pub seccomp: Option<String>,
     pub init: bool,
     pub limits: LimitsConfig,
     /// `no`, `on-failure[:N]`, `always`, `unless-stopped`.

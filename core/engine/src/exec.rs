@@ -106,6 +106,7 @@ impl Engine {
             cap_drop: rec.config.cap_drop.clone(),
             no_new_privileges: rec.config.no_new_privileges,
             cgroup_procs: cgroup_procs_of(rec.pid),
+            seccomp: crate::rt::seccomp_profile(&rec.config)?,
         };
         let mut started = match runtime::exec(rec.pid, &process, stdio, &opts) {
             Ok(s) => s,

@@ -117,13 +117,23 @@ pub fn parse_size(flag: &str, s: &str) -> Result<i64, EngineError> {
     let v: f64 = num
         .parse()
         .map_err(|_| bad(flag, s, "expected a size like 512m or 1g"))?;
+    // f64 parsing accepts `nan`, `inf` and `1e999`; as a size they became 0 (no limit)
+    // or i64::MAX (found by fuzzing `-m`).
+    if !v.is_finite() {
+        return Err(bad(flag, s, "expected a size like 512m or 1g"));
+    }
     if v < 0.0 {
         if v == -1.0 && mul == 1 {
             return Ok(-1);
         }
         return Err(bad(flag, s, "size must not be negative"));
     }
-    Ok((v * mul as f64) as i64)
+    let bytes = v * mul as f64;
+    // `as i64` saturates silently; a size past i64::MAX is an error, not a cap.
+    if bytes >= i64::MAX as f64 {
+        return Err(bad(flag, s, "size is too large"));
+    }
+    Ok(bytes as i64)
 }
 
 /// `-v SRC:DST[:OPTS]`. SRC starting with `/` or `.` is a bind mount, otherwise a named
@@ -372,6 +382,11 @@ mod tests {
         assert_eq!(parse_size("-m", "64kb").unwrap(), 64 << 10);
         assert_eq!(parse_size("-m", "100").unwrap(), 100);
         assert_eq!(parse_size("--memory-swap", "-1").unwrap(), -1);
+        for odd in [
+            "nan", "inf", "-inf", "infinity", "NaNm", "1e999", "1e300g", "9e18",
+        ] {
+            assert!(parse_size("-m", odd).is_err(), "{odd}");
+        }
         assert!(parse_size("-m", "lots")
             .unwrap_err()
             .to_string()

@@ -127,6 +127,7 @@ pub fn create(
         init: c.init,
         masked_paths: None,
         readonly_paths: None,
+        seccomp: seccomp_profile(c)?,
     };
     // The OCI runtime config is what `inspect` and future runc-compatible tooling read.
     let bundle = rootfs.parent().unwrap_or(rootfs);
@@ -207,5 +208,20 @@ pub fn copy_winsize(from: i32, to: i32) {
         if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
             libc::ioctl(to, libc::TIOCSWINSZ, &ws);
         }
+    }
+}
+
+/// The seccomp profile a container's processes get: Docker's rules — the default
+/// profile, none for `--privileged` or `seccomp=unconfined`, else the stored profile.
+pub(crate) fn seccomp_profile(
+    c: &crate::container::ContainerConfig,
+) -> Result<Option<berth_seccomp::Profile>, EngineError> {
+    match c.seccomp.as_deref() {
+        _ if c.privileged => Ok(None),
+        Some("unconfined") => Ok(None),
+        None => Ok(Some(berth_seccomp::Profile::default_profile())),
+        Some(json) => berth_seccomp::Profile::from_json(json)
+            .map(Some)
+            .map_err(|e| EngineError::Invalid(format!("the container's seccomp profile: {e}"))),
     }
 }

@@ -14,6 +14,7 @@ use oci_spec::image::{
 use crate::changes::apply_changes;
 use crate::digest::digest_hex;
 use crate::error::{ImageError, Result};
+use crate::extras::ConfigExtras;
 use crate::layer::{ingest_layer, Compression, LayerReader};
 use crate::layout::{Layout, LockGuard};
 use crate::reference::{is_hex, Reference};
@@ -310,13 +311,46 @@ impl ImageStore {
         layers: Vec<Descriptor>,
         tags: &[Reference],
     ) -> Result<Image> {
+        self.create_image_with_extras(config, &ConfigExtras::default(), layers, tags)
+    }
+
+    /// [`create_image`](Self::create_image) with Docker's config extensions
+    /// (`Healthcheck`, `OnBuild`) written into the config blob.
+    pub fn create_image_with_extras(
+        &self,
+        config: ImageConfiguration,
+        extras: &ConfigExtras,
+        layers: Vec<Descriptor>,
+        tags: &[Reference],
+    ) -> Result<Image> {
         let _guard = self.layout.writer_guard()?;
-        self.create_image_locked(config, layers, tags)
+        self.create_image_inner(config, extras, layers, tags)
+    }
+
+    /// Docker's config extensions (`Healthcheck`, `OnBuild`) of `image`, read from its
+    /// config blob (empty for images that have none).
+    pub fn config_extras(&self, image: &Image) -> Result<ConfigExtras> {
+        let bytes = self.layout.read_blob(
+            &image.id,
+            Some(image.manifest.config().size()),
+            "image config",
+        )?;
+        crate::extras::parse(&bytes).map_err(|e| ImageError::json("image config", e))
     }
 
     pub(crate) fn create_image_locked(
         &self,
         config: ImageConfiguration,
+        layers: Vec<Descriptor>,
+        tags: &[Reference],
+    ) -> Result<Image> {
+        self.create_image_inner(config, &ConfigExtras::default(), layers, tags)
+    }
+
+    fn create_image_inner(
+        &self,
+        config: ImageConfiguration,
+        extras: &ConfigExtras,
         layers: Vec<Descriptor>,
         tags: &[Reference],
     ) -> Result<Image> {
@@ -342,8 +376,8 @@ impl ImageStore {
                 });
             }
         }
-        let cbytes =
-            serde_json::to_vec(&config).map_err(|e| ImageError::json("image config", e))?;
+        let cbytes = crate::extras::serialize(&config, extras)
+            .map_err(|e| ImageError::json("image config", e))?;
         let (cdigest, csize) = self.layout.write_bytes(&cbytes)?;
         let cdesc = descriptor(MediaType::ImageConfig.as_ref(), &cdigest, csize)?;
         let manifest = ImageManifestBuilder::default()
@@ -366,6 +400,32 @@ impl ImageStore {
             config,
             tags: self.tags_of(&mdesc)?,
         })
+    }
+
+    /// Records a manifest that is already stored as a blob byte for byte (for
+    /// example one pulled from a registry, whose digest must not change) in
+    /// `index.json`, and points `tags` at it. The manifest blob is verified,
+    /// and its config and layers must be present.
+    pub fn add_manifest(&self, manifest_digest: &str, tags: &[Reference]) -> Result<Image> {
+        for t in tags {
+            check_taggable(t)?;
+        }
+        let what = format!("manifest {manifest_digest}");
+        let mbytes = self.layout.read_blob(manifest_digest, None, &what)?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&mbytes).map_err(|e| ImageError::json(&what, e))?;
+        let media_type = manifest
+            .media_type()
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| MediaType::ImageManifest.to_string());
+        let mdesc = descriptor(&media_type, manifest_digest, mbytes.len() as u64)?;
+        self.add_to_index(&mdesc, &manifest, tags)?;
+        let entry = Entry {
+            tags: self.tags_of(&mdesc)?,
+            desc: mdesc,
+        };
+        self.load_image(&entry)
     }
 
     fn tags_of(&self, mdesc: &Descriptor) -> Result<Vec<Reference>> {

@@ -12,6 +12,42 @@
 //!   threads that do not exist in the child;
 //! - forks the init's payload with a raw `clone` too (glibc's `fork` runs atfork handlers);
 //! - reports failures as fixed-size records on a CLOEXEC pipe and leaves with `_exit`.
+//!
+//! # Seccomp
+//! The filter is compiled in the parent; the child only calls `seccomp(2)` with it. With
+//! `no_new_privs` it is installed last, right before `execve` (the filter then also
+//! constrains nothing of our setup). Without `no_new_privs` the kernel requires
+//! CAP_SYS_ADMIN to install a filter, so, as runc does, it is installed *before* the
+//! identity change drops capabilities: the profile must then allow the setup calls that
+//! follow (`prctl`, `setgroups`, `setresgid`, `setresuid`, `capset`, `rt_sigaction`,
+//! `rt_sigprocmask`, `umask`, `execve`, and for `--init` `clone`, `wait4`, `kill`,
+//! `rt_sigtimedwait`, `close_range`), which Docker's and berth's default profiles do.
+//!
+//! # /proc/<pid>/exe (CVE-2019-5736)
+//! Until `execve`, a container or exec child is a copy of the engine: `/proc/<pid>/exe`
+//! is the host's berth binary. A container process that could open it could later
+//! reopen it for writing through `/proc/self/fd/N` once no berth process runs it any more
+//! (while one runs it, the kernel answers ETXTBSY). Defences:
+//! - every child makes itself non-dumpable first thing (`PR_SET_DUMPABLE 0`; `execve`
+//!   makes the payload dumpable again). Opening `/proc/<pid>/exe` needs ptrace read
+//!   access: the caller must hold every capability the target has, and for a
+//!   non-dumpable target also CAP_SYS_PTRACE. While a child still has all capabilities
+//!   the first rule already refuses a container process; once it has dropped to the
+//!   container's set (between `capset` and `execve`, and for the whole life of the
+//!   `--init` PID 1, which never execs) only the dumpable flag keeps a container root
+//!   without CAP_SYS_PTRACE out (tested: `/proc/1/exe` of an `--init` container).
+//! - an `exec` child joins the cgroup and *all* namespaces (mount namespace included)
+//!   while still in the engine's pid namespace, where the container cannot see it, and
+//!   only then forks (CLONE_PARENT) the process that appears in the container's pid
+//!   namespace: a container process never sees a berth copy that is outside its mounts.
+//!
+//! Not covered: a container given CAP_SYS_PTRACE passes the dumpable check, so it can
+//! read `/proc/1/exe` of an `--init` container (same capability set) and reach an exec
+//! child between its `capset` and `execve`; a `--privileged` one (every capability) can
+//! also attach to an exec child during the whole setup. The kernel still refuses to open
+//! the binary for writing (ETXTBSY) while any process runs it. Like Docker, treat
+//! CAP_SYS_PTRACE as trusting the host; runc's sealed-memfd copy of itself is the
+//! stronger defence and is not implemented here.
 
 use std::ffi::CStr;
 
@@ -23,6 +59,8 @@ use crate::plan::{Create, Op, ProcPlan, StdioPlan};
 pub(crate) const MSG_READY: u32 = 1;
 pub(crate) const MSG_ERROR: u32 = 2;
 pub(crate) const MSG_EXEC: u32 = 3;
+/// Sent by the exec intermediate: `index` is the host pid of the exec'd process.
+pub(crate) const MSG_PID: u32 = 4;
 
 /// Where a failure happened (index into [`STAGES`]).
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +85,9 @@ pub(crate) enum Stage {
     Loopback,
     Setns,
     CgroupJoin,
+    Seccomp,
+    Dumpable,
+    ExecFork,
 }
 
 pub(crate) const STAGES: &[&str] = &[
@@ -69,6 +110,9 @@ pub(crate) const STAGES: &[&str] = &[
     "bringing up lo",
     "joining the container's namespaces",
     "joining the cgroup",
+    "loading the seccomp filter",
+    "making the process non-dumpable",
+    "forking the exec'd process into the container's pid namespace",
 ];
 
 /// One record on the status pipe.
@@ -123,6 +167,8 @@ pub(crate) struct ExecArgs<'a> {
     pub status_w: c_int,
     /// (fd, CLONE_NEW* flag), mount namespace last.
     pub namespaces: &'a [(c_int, c_int)],
+    /// The container's pid namespace (joined last, for the forked payload).
+    pub pidns: c_int,
     pub cgroup_procs: &'a [c_int],
     pub stdio: &'a StdioPlan,
     pub proc: &'a ProcPlan,
@@ -570,8 +616,29 @@ fn reset_signals(unblock: bool) {
     }
 }
 
-/// Groups, uid/gid and capabilities; keeps the capabilities across setuid.
+fn load_seccomp(status: c_int, p: &ProcPlan) {
+    if let Some(prog) = &p.seccomp {
+        if let Err(e) = prog.install() {
+            fail(status, Stage::Seccomp, 0, e);
+        }
+    }
+}
+
+/// `PR_SET_DUMPABLE 0`: `/proc/<pid>/exe` (the engine binary) and ptrace become
+/// inaccessible to processes without CAP_SYS_PTRACE, even with the same uid.
+fn non_dumpable(status: c_int) {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        fail(status, Stage::Dumpable, 0, errno());
+    }
+}
+
+/// Groups, uid/gid and capabilities; keeps the capabilities across setuid. Installs the
+/// seccomp filter first (no `no_new_privs`) or last (see the module docs).
 fn apply_identity(status: c_int, p: &ProcPlan) {
+    if !p.no_new_privs {
+        load_seccomp(status, p);
+    }
     // SAFETY: prctl/syscall with integer arguments and stack buffers only.
     unsafe {
         libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
@@ -626,6 +693,9 @@ fn apply_identity(status: c_int, p: &ProcPlan) {
         if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
             fail(status, Stage::NoNewPrivs, 0, errno());
         }
+    }
+    if p.no_new_privs {
+        load_seccomp(status, p);
     }
 }
 
@@ -690,11 +760,16 @@ fn exec(status: c_int, p: &ProcPlan) -> ! {
 
 /// Raw fork (no atfork handlers, no glibc locks).
 fn raw_fork() -> libc::pid_t {
+    raw_fork_flags(0)
+}
+
+/// Raw fork with extra clone flags (`CLONE_PARENT`).
+fn raw_fork_flags(flags: c_int) -> libc::pid_t {
     // SAFETY: clone without CLONE_VM and without a new stack behaves like fork.
     unsafe {
         libc::syscall(
             libc::SYS_clone,
-            libc::SIGCHLD as c_ulong,
+            (flags | libc::SIGCHLD) as c_ulong,
             0usize,
             0usize,
             0usize,
@@ -789,6 +864,7 @@ fn init_loop(a: &ChildArgs<'_>) -> ! {
 /// The container's first process. Never returns.
 pub(crate) fn container_main(a: &ChildArgs<'_>) -> ! {
     let st = a.status_w;
+    non_dumpable(st);
     cloexec_all(a.fd_limit);
     // SAFETY: umask is a plain syscall; setup creates nodes with exact modes.
     unsafe {
@@ -912,9 +988,13 @@ pub(crate) fn container_main(a: &ChildArgs<'_>) -> ! {
     exec(st, a.proc)
 }
 
-/// An `exec`'d process: cgroup, namespaces, identity, exec. Never returns.
+/// The intermediate of an `exec`, still in the engine's pid namespace: becomes
+/// non-dumpable, joins the cgroup and every namespace, then forks the payload into the
+/// container's pid namespace as a sibling (CLONE_PARENT: the engine reaps it), reports its
+/// pid and exits. Never returns.
 pub(crate) fn exec_main(a: &ExecArgs<'_>) -> ! {
     let st = a.status_w;
+    non_dumpable(st);
     cloexec_all(a.fd_limit);
     for (i, fd) in a.cgroup_procs.iter().enumerate() {
         // SAFETY: write of a literal to a cgroup.procs descriptor ("0" = this process).
@@ -928,6 +1008,32 @@ pub(crate) fn exec_main(a: &ExecArgs<'_>) -> ! {
             fail(st, Stage::Setns, i as u32, errno());
         }
     }
+    // SAFETY: setns of our pid_for_children with a descriptor opened by the parent.
+    if unsafe { libc::setns(a.pidns, libc::CLONE_NEWPID) } < 0 {
+        fail(st, Stage::Setns, a.namespaces.len() as u32, errno());
+    }
+    let pid = raw_fork_flags(libc::CLONE_PARENT);
+    if pid < 0 {
+        fail(st, Stage::ExecFork, 0, errno());
+    }
+    if pid == 0 {
+        exec_payload(a);
+    }
+    send(
+        st,
+        Msg {
+            tag: MSG_PID,
+            index: pid as u32,
+            ..Default::default()
+        },
+    );
+    // SAFETY: _exit never returns.
+    unsafe { libc::_exit(0) }
+}
+
+/// The exec'd process, inside every namespace of the container (non-dumpable, inherited).
+fn exec_payload(a: &ExecArgs<'_>) -> ! {
+    let st = a.status_w;
     if let Err(e) = setup_stdio(a.stdio) {
         fail(st, Stage::Stdio, 0, e);
     }
@@ -969,6 +1075,6 @@ mod tests {
         };
         let r = Msg::from_bytes(&m.to_bytes());
         assert_eq!((r.tag, r.stage, r.index, r.errno), (3, 3, 9, -2));
-        assert_eq!(STAGES.len(), Stage::CgroupJoin as usize + 1);
+        assert_eq!(STAGES.len(), Stage::ExecFork as usize + 1);
     }
 }

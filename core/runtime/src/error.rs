@@ -29,6 +29,13 @@ pub enum RuntimeError {
     /// A system call of the parent failed.
     #[error("{op}: {errno}")]
     Sys { op: &'static str, errno: Errno },
+    /// The seccomp profile could not be compiled for this process.
+    #[error("seccomp profile of {what}: {source}")]
+    Seccomp {
+        what: String,
+        #[source]
+        source: berth_seccomp::SeccompError,
+    },
     /// The container process failed while setting itself up (reported over the sync pipe).
     #[error("container setup failed: {stage} {object}: {errno}")]
     Setup {

@@ -254,6 +254,7 @@ mod tests {
             init: false,
             masked_paths: None,
             readonly_paths: None,
+            seccomp: None,
         };
         let s = to_oci_config(&spec);
         let v = serde_json::to_value(&s).unwrap();

@@ -269,6 +269,8 @@ pub(crate) struct ProcPlan {
     pub supported: u64,
     pub no_new_privs: bool,
     pub tty: bool,
+    /// The compiled seccomp filter (built here, installed by the child with one syscall).
+    pub seccomp: Option<berth_seccomp::Program>,
 }
 
 fn env_has(env: &[String], key: &str) -> bool {
@@ -330,6 +332,8 @@ impl ProcPlan {
         hostname: Option<&str>,
         caps: u64,
         no_new_privs: bool,
+        seccomp: Option<&berth_seccomp::Profile>,
+        what: &str,
     ) -> Result<ProcPlan, RuntimeError> {
         let arg0 = process
             .args
@@ -362,6 +366,20 @@ impl ProcPlan {
                 "working directory {cwd:?} must be an absolute path"
             )));
         }
+        let seccomp = match seccomp {
+            Some(profile) => {
+                let _s = tracing::debug_span!("seccomp", what).entered();
+                Some(
+                    profile
+                        .compile_cached(&berth_seccomp::CompileOptions::with_caps(caps))
+                        .map_err(|source| RuntimeError::Seccomp {
+                            what: what.to_string(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
         Ok(ProcPlan {
             argv_ptrs: ptrs(&argv),
             argv,
@@ -376,6 +394,7 @@ impl ProcPlan {
             supported: caps::supported_mask(),
             no_new_privs,
             tty: process.tty,
+            seccomp,
         })
     }
 }

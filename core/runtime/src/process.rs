@@ -12,7 +12,9 @@ use nix::errno::Errno;
 
 use crate::{
     caps,
-    child::{self, ChildArgs, ExecArgs, Msg, Stage, MSG_ERROR, MSG_EXEC, MSG_READY, STAGES},
+    child::{
+        self, ChildArgs, ExecArgs, Msg, Stage, MSG_ERROR, MSG_EXEC, MSG_PID, MSG_READY, STAGES,
+    },
     plan::{self, high_fd, Op, ProcPlan, StdioPlan, SysMode},
     user, ContainerSpec, ExecOptions, NetworkMode, ProcessSpec, RuntimeError, Stdio,
 };
@@ -265,6 +267,8 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
         Some(&spec.hostname),
         caps,
         spec.no_new_privileges,
+        spec.seccomp.as_ref(),
+        &format!("container {}", spec.id),
     )?;
     if spec.hostname.len() > 64 {
         return Err(RuntimeError::InvalidSpec(format!(
@@ -461,17 +465,13 @@ const EXEC_NAMESPACES: &[(&str, libc::c_int)] = &[
     ("mnt", libc::CLONE_NEWNS),
 ];
 
-fn setns_pid(fd: &OwnedFd, what: &'static str) -> Result<(), RuntimeError> {
-    // SAFETY: setns of the calling thread's pid_for_children with an open ns descriptor.
-    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
-        return Err(RuntimeError::sys(what, Errno::last()));
-    }
-    Ok(())
-}
-
 /// Runs `process` inside the running container whose PID 1 is `container_pid` (host pid):
 /// joins its cgroup (`opts.cgroup_procs`) and its mnt, pid, uts, ipc, net and cgroup
 /// namespaces. Returns once exec succeeded.
+///
+/// An intermediate child joins everything while it is still invisible to the container,
+/// then forks the process that appears in the container's pid namespace (see `child.rs`
+/// on `/proc/<pid>/exe`); the returned [`Started`] is that process, a child of the caller.
 pub fn exec(
     container_pid: i32,
     process: &ProcessSpec,
@@ -486,7 +486,15 @@ pub fn exec(
     let who = user::resolve_at(&root, &root_path, &process.user)?;
     drop(root);
     let caps = caps::capability_mask(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
-    let proc = ProcPlan::new(process, &who, None, caps, opts.no_new_privileges)?;
+    let proc = ProcPlan::new(
+        process,
+        &who,
+        None,
+        caps,
+        opts.no_new_privileges,
+        opts.seccomp.as_ref(),
+        &format!("exec in container process {container_pid}"),
+    )?;
     let mut ns_fds: Vec<OwnedFd> = Vec::new();
     let mut namespaces: Vec<(RawFd, libc::c_int)> = Vec::new();
     for (name, flag) in EXEC_NAMESPACES {
@@ -495,7 +503,6 @@ pub fn exec(
         ns_fds.push(fd);
     }
     let pidns = open_fd(&proc_dir.join("ns/pid"), libc::O_RDONLY)?;
-    let own_pidns = open_fd(Path::new("/proc/thread-self/ns/pid"), libc::O_RDONLY)?;
     let mut cg_fds: Vec<OwnedFd> = Vec::new();
     for p in &opts.cgroup_procs {
         cg_fds.push(open_fd(p, libc::O_WRONLY)?);
@@ -507,56 +514,74 @@ pub fn exec(
     let args = ExecArgs {
         status_w: status_w.as_raw_fd(),
         namespaces: &namespaces,
+        pidns: pidns.as_raw_fd(),
         cgroup_procs: &cgroup_procs,
         stdio: &stdio_plan,
         proc: &proc,
         fd_limit: fd_limit(),
     };
-    // Children of this thread are born in the container's pid namespace; only this thread's
-    // pid_for_children changes, and it is restored right after the clone.
-    setns_pid(&pidns, "joining the container's pid namespace")?;
-    let cloned = raw_clone(0);
-    if let Ok(0) = cloned {
+    let helper = raw_clone(0)?;
+    if helper == 0 {
         child::exec_main(&args);
     }
-    let restored = setns_pid(&own_pidns, "restoring the engine's pid namespace");
-    let pid = cloned?;
-    if let Err(e) = restored {
-        tracing::error!(error = %e, "could not restore the pid namespace of the calling thread");
-    }
-    tracing::debug!(pid, "exec process cloned");
-    drop((status_w, stdio_plan, ns_fds, cg_fds, lock));
+    tracing::debug!(helper, "exec intermediate cloned");
+    drop((status_w, stdio_plan, ns_fds, cg_fds, pidns, lock));
     let command = process.args.first().cloned().unwrap_or_default();
-    match read_msg(&status_r) {
-        Ok(None) => Ok(Started {
-            pid,
-            pty_master,
-            status: Mutex::new(None),
-        }),
-        Ok(Some(m)) => {
-            reap(pid);
-            if m.tag == MSG_EXEC {
-                Err(exec_error(m.errno, &command))
-            } else {
-                let what = if m.stage == Stage::CgroupJoin as u32 {
-                    opts.cgroup_procs
-                        .get(m.index as usize)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                } else if m.stage == Stage::Setns as u32 {
-                    EXEC_NAMESPACES
-                        .get(m.index as usize)
-                        .map(|n| n.0.to_string())
-                        .unwrap_or_default()
-                } else {
-                    command
-                };
-                Err(setup_error(m, &[], &what))
+    // Every record until EOF (the intermediate exits, the payload's copy closes on exec):
+    // the payload's pid and the first failure, in whatever order they were written.
+    let mut payload: Option<i32> = None;
+    let mut failure: Option<Msg> = None;
+    loop {
+        match read_msg(&status_r) {
+            Ok(None) => break,
+            Ok(Some(m)) if m.tag == MSG_PID => payload = Some(m.index as i32),
+            Ok(Some(m)) => {
+                failure.get_or_insert(m);
+            }
+            Err(e) => {
+                if let Some(p) = payload {
+                    kill_and_reap(p);
+                }
+                kill_and_reap(helper);
+                return Err(e);
             }
         }
-        Err(e) => {
-            kill_and_reap(pid);
-            Err(e)
+    }
+    reap(helper);
+    match (payload, failure) {
+        (Some(pid), None) => {
+            tracing::debug!(pid, "exec process started");
+            Ok(Started {
+                pid,
+                pty_master,
+                status: Mutex::new(None),
+            })
         }
+        (payload, Some(m)) => {
+            if let Some(p) = payload {
+                reap(p);
+            }
+            if m.tag == MSG_EXEC {
+                return Err(exec_error(m.errno, &command));
+            }
+            let what = if m.stage == Stage::CgroupJoin as u32 {
+                opts.cgroup_procs
+                    .get(m.index as usize)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            } else if m.stage == Stage::Setns as u32 {
+                EXEC_NAMESPACES
+                    .get(m.index as usize)
+                    .map_or("pid", |n| n.0)
+                    .to_string()
+            } else {
+                command
+            };
+            Err(setup_error(m, &[], &what))
+        }
+        (None, None) => Err(RuntimeError::ChildDied {
+            pid: helper,
+            phase: "exec setup",
+        }),
     }
 }

@@ -37,6 +37,11 @@ pub struct ContainerSpec {
     pub masked_paths: Option<Vec<String>>,
     /// Paths made read-only; `None` means runc's defaults.
     pub readonly_paths: Option<Vec<String>>,
+    /// Seccomp profile, compiled for the process's capabilities and installed as the last
+    /// step before exec (see [`crate::create`]); `None` = unconfined. The engine passes
+    /// [`berth_seccomp::Profile::default_profile`] unless `seccomp=unconfined`.
+    #[serde(default)]
+    pub seccomp: Option<berth_seccomp::Profile>,
 }
 
 /// The process of a container or of an `exec`.
@@ -108,4 +113,7 @@ pub struct ExecOptions {
     /// `cgroup.procs` files (host paths) the exec'd process joins before exec, e.g.
     /// one per cgroup v1 hierarchy.
     pub cgroup_procs: Vec<PathBuf>,
+    /// Seccomp profile of the exec'd process (like the container's); `None` = unconfined.
+    #[serde(default)]
+    pub seccomp: Option<berth_seccomp::Profile>,
 }

@@ -127,6 +127,7 @@ impl Rootfs {
             init: false,
             masked_paths: None,
             readonly_paths: None,
+            seccomp: None,
         }
     }
 }
