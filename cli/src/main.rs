@@ -88,6 +88,14 @@ pub enum Command {
     Import(cmd::image::ImportArgs),
     /// Load images from a docker-archive or OCI archive
     Load(cmd::image::LoadArgs),
+    /// Download an image from a registry
+    Pull(cmd::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(cmd::registry::PushArgs),
+    /// Log in to a registry (credentials checked, then stored with mode 0600)
+    Login(cmd::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(cmd::registry::LogoutArgs),
     /// Save images to an archive (docker-archive, readable by docker and podman)
     Save(cmd::image::SaveArgs),
     /// Create a tag TARGET that refers to SOURCE

@@ -119,7 +119,8 @@ fn failing_run_and_bad_dockerfiles_are_clear_errors() {
             "outside the build context",
         ),
         ("FROM busybox\nCOPY --from=nostage /a /b\n", "nostage"),
-        ("FROM no-such-base:1\n", "no-such-base"),
+        // A loopback registry that refuses connections: the pull fails, nothing leaves the host.
+        ("FROM 127.0.0.1:1/no-such-base:1\n", "no-such-base"),
     ] {
         write(&ctx, &[("Dockerfile", df)]);
         let o = env.run(&["build", ctx.to_str().unwrap()]);

@@ -198,7 +198,7 @@ fn detached_web_server_with_published_port() {
 fn bad_input_is_a_clear_error_and_leaves_nothing() {
     let env = Env::new("bad");
     env.import_busybox();
-    let o = env.run(&["run", "--rm", "no-such-image"]);
+    let o = env.run(&["run", "--rm", "127.0.0.1:1/no-such-image"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-image"));
     for flags in [

@@ -31,6 +31,9 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long)]
     pub no_cache: bool,
+    /// Always check the registry for newer versions of the base images
+    #[arg(long)]
+    pub pull: bool,
     /// Suppress the build output and print the image ID on success
     #[arg(short, long)]
     pub quiet: bool,
@@ -108,6 +111,7 @@ pub fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<u8> {
         target: a.target.clone(),
         labels,
         no_cache: a.no_cache,
+        pull: a.pull,
         quiet: a.quiet,
     };
     let id = if a.quiet {

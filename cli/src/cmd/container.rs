@@ -154,9 +154,15 @@ pub struct CreateArgs {
     /// Drop Linux capabilities
     #[arg(long = "cap-drop")]
     pub cap_drop: Vec<String>,
-    /// Security options (no-new-privileges)
+    /// Security options: no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Pull the image: missing (default), always, never
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Suppress the pull output
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -275,6 +281,12 @@ impl CreateArgs {
             no_new_privileges,
             seccomp,
             init: self.init,
+            pull_always: match self.pull.as_str() {
+                "always" => true,
+                "missing" | "never" => false,
+                other => bail!("invalid --pull {other:?}: use missing, always or never"),
+            },
+            quiet_pull: self.quiet,
             limits: self.limits.to_limits()?,
             restart: self.restart.clone(),
             auto_remove: self.rm,

@@ -4,6 +4,7 @@ pub mod build;
 pub mod container;
 pub mod image;
 pub mod network;
+pub mod registry;
 pub mod system;
 
 use crate::{Cli, Command};
@@ -19,6 +20,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Image(c) => image::image(g, c),
         Command::Import(a) => image::import(g, a),
         Command::Load(a) => image::load(g, a),
+        Command::Pull(a) => registry::pull(g, a),
+        Command::Push(a) => registry::push(g, a),
+        Command::Login(a) => registry::login(g, a),
+        Command::Logout(a) => registry::logout(g, a),
         Command::Save(a) => image::save(g, a),
         Command::Tag(a) => image::tag(g, a),
         Command::Rmi(a) => image::rmi(g, a),

@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
     pub quiet: bool,
+    /// `--pull`: check the registry for newer base images.
+    pub pull: bool,
 }
 
 /// Where build progress goes (the CLI prints it).
@@ -413,15 +415,9 @@ impl Engine {
             }
             Base::Image(r) => {
                 out.line(&format!("#{step_no} [{}] FROM {r}", stage_label(stage, 1)));
-                let img = self.images()?.resolve(r).map_err(|e| {
-                    bad(
-                        &file,
-                        stage.line,
-                        format!(
-                            "FROM {r}: base image not found locally ({e}); berth has no registry access: `berth load`/`berth import` it, or run `cargo xtask images` for the example's Debian bases"
-                        ),
-                    )
-                })?;
+                let img = self
+                    .resolve_or_pull(r, o.pull, o.quiet)
+                    .map_err(|e| bad(&file, stage.line, format!("FROM {r}: {e}")))?;
                 let c = img.config.config().clone().unwrap_or_default();
                 let mut extras = self.images()?.config_extras(&img)?;
                 // Triggers fire in this build and are not inherited further (as Docker).

@@ -63,6 +63,19 @@ impl KindSection {
     }
 }
 
+/// `[registry]` settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RegistrySection {
+    /// Registries (`host[:port]`) reached over plain HTTP or unverified HTTPS, besides
+    /// loopback ones (`BERTH_REGISTRY__INSECURE`, or `--insecure-registry`).
+    #[serde(default)]
+    pub insecure: Vec<String>,
+    /// Credentials file (Docker `config.json` format); default: `$REGISTRY_AUTH_FILE`,
+    /// else `<root>/auth.json`.
+    #[serde(default)]
+    pub auth_file: Option<PathBuf>,
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
@@ -73,6 +86,9 @@ pub struct Config {
     pub storage: KindSection,
     pub network: KindSection,
     pub isolator: KindSection,
+    /// `[registry]`: how `pull`, `push` and `login` reach registries.
+    #[serde(default)]
+    pub registry: RegistrySection,
     /// Which file was read, if any (not a config key).
     #[serde(skip)]
     pub source_file: Option<PathBuf>,

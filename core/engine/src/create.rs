@@ -40,6 +40,10 @@ pub struct CreateOptions {
     /// See [`ContainerConfig::seccomp`](crate::container::ContainerConfig::seccomp).
     pub seccomp: Option<String>,
     pub init: bool,
+    /// `--pull always`: check the registry even when the image is local.
+    pub pull_always: bool,
+    /// `-q`: no pull progress.
+    pub quiet_pull: bool,
     pub limits: LimitsConfig,
     pub restart: Option<String>,
     pub auto_remove: bool,
@@ -201,13 +205,7 @@ impl Engine {
                 "conflicting options: --restart and --rm".into(),
             ));
         }
-        let image = self.images()?.resolve(&o.image).map_err(|e| match e {
-            berth_image::ImageError::NotFound { .. } => EngineError::NotFound(format!(
-                "unable to find image '{}' locally (berth has no registry access: `berth load`, `berth import` or `berth build` it first)",
-                o.image
-            )),
-            other => other.into(),
-        })?;
+        let image = self.resolve_or_pull(&o.image, o.pull_always, o.quiet_pull)?;
         let mut config = merge_config(&image, o)?;
         if let Some(net) = config.network.strip_prefix("container:") {
             let other = self.db()?.resolve(net)?;

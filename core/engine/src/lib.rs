@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod parse;
 pub mod plugins;
+pub mod registry;
 pub(crate) mod rt;
 pub mod supervise;
 
