@@ -518,6 +518,37 @@ fn user_networks_resolve_names_and_are_isolated() {
     ]);
     let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
     assert!(hosts.contains("late"), "{hosts}");
+    // The network's DNS responder (nslookup asks the name server, not /etc/hosts).
+    let srv_ip = env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"]);
+    let late_ip = env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "late"]);
+    let resolv = env.ok(&["exec", "late", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("search dns.berth"), "{resolv}");
+    for name in ["srv", "DB", "db.dns.berth"] {
+        let out = env.ok(&["exec", "late", "nslookup", name]);
+        assert!(out.contains(srv_ip.trim()), "{name}: {out}");
+    }
+    let out = env.ok(&["exec", "srv", "nslookup", "late"]);
+    assert!(out.contains(late_ip.trim()), "{out}");
+    // A name already taken on the network is refused, and nothing is left behind.
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "srv",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already used"),
+        "{o:?}"
+    );
+    // A container that goes away is gone from DNS at once.
+    env.ok(&["rm", "-f", "late"]);
+    let o = env.run(&["exec", "srv", "nslookup", "late"]);
+    assert!(!o.status.success(), "{o:?}");
     // A container on another network can't reach it.
     let ip = env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"]);
     let o = env.run(&[
@@ -560,8 +591,26 @@ fn user_networks_resolve_names_and_are_isolated() {
     assert!(!o.status.success());
     // Removing a network in use is refused.
     assert!(!env.run(&["network", "rm", "appnet"]).status.success());
-    env.ok(&["rm", "-f", "srv", "late"]);
+    env.ok(&["rm", "-f", "srv"]);
     env.ok(&["network", "rm", "appnet", "othernet"]);
+    // The responders went with the networks.
+    let run_dir = env.root.join("state/run").display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let ps = std::process::Command::new("pgrep")
+            .args(["-f", &run_dir])
+            .output()
+            .unwrap();
+        if ps.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "berth-dns still running: {}",
+            String::from_utf8_lossy(&ps.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! * `bench` — whole-command timings side by side with peers (see `bench.rs`).
 
 mod bench;
+mod fuzz;
 mod images;
 mod stage;
 
@@ -17,7 +18,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <build [--release] | test [-- <cargo test args>] | bench [--save] [-n RUNS] | images [--root DIR] [NAME...]>"
+    "usage: cargo xtask <build [--release] | test [-- <cargo test args>] | bench [--save] [-n RUNS] | images [--root DIR] [NAME...] | fuzz [--time SECS (default 60)] [TARGET...]>"
 }
 
 fn main() -> Result<()> {
@@ -61,6 +62,7 @@ fn main() -> Result<()> {
             let dir = stage::build_and_stage(true)?;
             bench::run(&dir.join("bin/berth"), &stage::workspace_root()?, save, n).map(|_| ())
         }
+        "fuzz" => fuzz::run(fuzz::FuzzArgs::parse(rest)?),
         "images" => {
             let dir = stage::build_and_stage(true)?;
             let mut root = None;

@@ -63,7 +63,8 @@ driver = "auto"            # cgroup2 when the v2 hierarchy has the controllers, 
 pub fn build_and_stage(release: bool) -> Result<PathBuf> {
     let root = workspace_root()?;
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(&root).args(["build", "-p", "berth-cli"]);
+    cmd.current_dir(&root)
+        .args(["build", "-p", "berth-cli", "-p", "berth-bridge-dns"]);
     for p in PLUGINS {
         cmd.args(["-p", p]);
     }
@@ -71,7 +72,7 @@ pub fn build_and_stage(release: bool) -> Result<PathBuf> {
         cmd.arg("--release");
     }
     println!(
-        "$ cargo build -p berth-cli {}{}",
+        "$ cargo build -p berth-cli -p berth-bridge-dns {}{}",
         PLUGINS
             .iter()
             .map(|p| format!("-p {p} "))
@@ -97,6 +98,8 @@ pub fn build_and_stage(release: bool) -> Result<PathBuf> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     copy(&out.join("berth"), &bin.join("berth"))?;
+    // Helper programs of plugins (libexec style): the bridge's DNS responder.
+    copy(&out.join("berth-dns"), &stage.join("lib/berth/berth-dns"))?;
     for p in PLUGINS {
         let file = format!("lib{}.so", p.replace('-', "_"));
         copy(&out.join(&file), &plugins.join(&file))?;

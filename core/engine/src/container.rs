@@ -164,6 +164,11 @@ pub struct AttachedNetwork {
     pub gateway: String,
     pub mac: String,
     pub ports: Vec<PortConfig>,
+    /// Name servers and search domains the network provides (its DNS responder).
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
 }
 
 /// One row of the containers table.

@@ -383,7 +383,7 @@ mod tests {
         assert_eq!(parse_size("-m", "100").unwrap(), 100);
         assert_eq!(parse_size("--memory-swap", "-1").unwrap(), -1);
         for odd in [
-            "nan", "inf", "-inf", "infinity", "NaNm", "1e999", "1e300g", "9e18",
+            "nan", "inf", "-inf", "infinity", "NaNm", "1e999", "1e300g", "1e19", "9000000t",
         ] {
             assert!(parse_size("-m", odd).is_err(), "{odd}");
         }

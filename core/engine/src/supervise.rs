@@ -494,6 +494,8 @@ impl Engine {
                 .into_option()
                 .unwrap_or_default(),
             mac: iface.mac.to_string(),
+            dns_servers: res.dns_servers.iter().map(|s| s.to_string()).collect(),
+            dns_search: res.dns_search.iter().map(|s| s.to_string()).collect(),
             ports: res
                 .ports
                 .iter()
@@ -532,17 +534,48 @@ impl Engine {
         for line in self.peer_host_lines(&rec.id, networks)? {
             hosts.push_str(&line);
         }
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv: String = resolv
-            .lines()
-            .filter(|l| {
-                // A loopback resolver of the host is unreachable from a private netns.
-                !(l.trim_start().starts_with("nameserver")
-                    && (l.contains(" 127.") || l.contains(" ::1"))
-                    && rec.config.network != "host")
-            })
-            .map(|l| format!("{l}\n"))
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let servers: Vec<&str> = networks
+            .iter()
+            .flat_map(|n| n.dns_servers.iter().map(String::as_str))
             .collect();
+        let resolv: String = if servers.is_empty() {
+            host_resolv
+                .lines()
+                .filter(|l| {
+                    // A loopback resolver of the host is unreachable from a private netns.
+                    !(l.trim_start().starts_with("nameserver")
+                        && (l.contains(" 127.") || l.contains(" ::1"))
+                        && rec.config.network != "host")
+                })
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            // The networks' responders answer container names and forward the rest to
+            // the host's resolvers; the host's search domains and options still apply.
+            let mut search: Vec<String> = networks
+                .iter()
+                .flat_map(|n| n.dns_search.iter().cloned())
+                .collect();
+            let mut options = String::new();
+            for l in host_resolv.lines() {
+                let mut words = l.split_whitespace();
+                match words.next() {
+                    Some("search") | Some("domain") => search.extend(words.map(str::to_string)),
+                    Some("options") => options.push_str(&format!("{l}\n")),
+                    _ => {}
+                }
+            }
+            search.dedup();
+            let mut out = String::new();
+            if !search.is_empty() {
+                out.push_str(&format!("search {}\n", search.join(" ")));
+            }
+            for s in &servers {
+                out.push_str(&format!("nameserver {s}\n"));
+            }
+            out + &options
+        };
         let files = [
             ("hostname", format!("{hostname}\n"), "/etc/hostname"),
             ("hosts", hosts, "/etc/hosts"),

@@ -130,7 +130,15 @@ impl Reference {
         }
         if let Some(rest) = self.repository.strip_prefix(DOCKER_HUB) {
             if let Some(rest) = rest.strip_prefix('/') {
-                return rest;
+                // Keep `docker.io/` when the short form would read as another registry:
+                // `docker.io/my.org/app` shortened to `my.org/app` names registry `my.org`
+                // (found by fuzzing; `save` writes familiar names into RepoTags).
+                let first = rest.split('/').next().unwrap_or(rest);
+                let looks_like_domain =
+                    first.contains('.') || first.contains(':') || first == "localhost";
+                if !(looks_like_domain && rest.contains('/')) {
+                    return rest;
+                }
             }
         }
         &self.repository
@@ -186,6 +194,26 @@ mod tests {
         assert_eq!(r.tag(), Some("latest"));
         let r = Reference::parse("docker.io/library/busybox:1.36").unwrap();
         assert_eq!(r.familiar(), "busybox:1.36");
+    }
+
+    #[test]
+    fn familiar_form_never_changes_the_registry() {
+        // Fuzzing regression: the path's first component looks like a domain.
+        for s in [
+            "docker.io/my.org/app:1",
+            "docker.io/localhost/app:1",
+            "docker.io/losdocaldocker.io/library/ngin",
+        ] {
+            let r = Reference::parse(s).unwrap();
+            assert!(
+                r.familiar().starts_with("docker.io/"),
+                "{s}: {}",
+                r.familiar()
+            );
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{s}");
+        }
+        let r = Reference::parse("docker.io/my.org:1").unwrap();
+        assert_eq!(r.familiar(), "my.org:1");
     }
 
     #[test]

@@ -296,6 +296,15 @@ impl Applier<'_> {
             if rest.is_empty() {
                 return Err(LayerError::malformed(shown, "whiteout without a name"));
             }
+            // `.wh..` and `.wh...` would whiteout the parent directory itself or the
+            // directory *above* it (found by fuzzing: `.wh...` at the top level emptied the
+            // directory holding the layer). Nothing may be deleted through `.`/`..`.
+            if rest == b"." || rest == b".." {
+                return Err(LayerError::unsafe_entry(
+                    shown,
+                    "whiteout of `.` or `..` would delete outside its directory",
+                ));
+            }
             let mut target = parent.to_vec();
             target.push(rest.to_vec());
             if self
@@ -573,6 +582,42 @@ mod tests {
         assert!(!symlink_escapes(1, b"../x"));
         assert!(symlink_escapes(1, b"a/../../../x"));
         assert!(!symlink_escapes(2, b"./../../usr/lib"));
+    }
+
+    /// Fuzzing regression: `.wh...` (a whiteout of `..`) at the top of a layer emptied the
+    /// directory that holds the layer directory; `.wh..` emptied the layer root.
+    #[test]
+    fn whiteouts_of_dot_and_dotdot_are_refused() {
+        for name in [".wh...", ".wh..", "a/.wh...", "a/.wh.."] {
+            for overlay in [false, true] {
+                let sandbox = tempfile::tempdir().unwrap();
+                let root = sandbox.path().join("layer");
+                std::fs::create_dir(&root).unwrap();
+                std::fs::create_dir(root.join("a")).unwrap();
+                std::fs::write(sandbox.path().join("sentinel"), b"keep").unwrap();
+                std::fs::write(root.join("a").join("f"), b"keep").unwrap();
+                let mut b = tar::Builder::new(Vec::new());
+                let mut h = tar::Header::new_ustar();
+                h.set_size(0);
+                h.set_mode(0o644);
+                h.set_entry_type(EntryType::Regular);
+                b.append_data(&mut h, name, std::io::empty()).unwrap();
+                let bytes = b.into_inner().unwrap();
+                let err = if overlay {
+                    apply_layer(&root, &mut bytes.as_slice(), &mut crate::OverlayWhiteouts)
+                } else {
+                    apply_layer(&root, &mut bytes.as_slice(), &mut crate::DeletingWhiteouts)
+                }
+                .unwrap_err();
+                assert!(err.is_invalid_input(), "{name}: {err}");
+                assert_eq!(
+                    std::fs::read(sandbox.path().join("sentinel")).unwrap(),
+                    b"keep",
+                    "{name}"
+                );
+                assert_eq!(std::fs::read(root.join("a/f")).unwrap(), b"keep", "{name}");
+            }
+        }
     }
 
     #[test]

@@ -160,7 +160,11 @@ pub fn set_xattr(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> std::result::
 
 /// Removes `name` in `parent` whatever it is (a directory recursively), never following
 /// symlinks. A missing entry is success.
+/// `.` and `..` are refused with `EINVAL`: they name the parent itself or what is above it.
 pub fn remove_all_at(parent: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<(), Errno> {
+    if name == "." || name == ".." || name.is_empty() {
+        return Err(Errno::INVAL);
+    }
     match rfs::unlinkat(parent, name, AtFlags::empty()) {
         Ok(()) => return Ok(()),
         Err(Errno::NOENT) => return Ok(()),
@@ -300,4 +304,30 @@ pub fn rel_path(comps: &[Vec<u8>]) -> PathBuf {
 /// A `CStr` view used for names that came from directory listings.
 pub fn os(c: &CStr) -> &OsStr {
     OsStr::from_bytes(c.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_all_at_refuses_dot_and_dotdot() {
+        let sandbox = tempfile::tempdir().unwrap();
+        let dir = sandbox.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("f"), b"x").unwrap();
+        std::fs::write(sandbox.path().join("sentinel"), b"x").unwrap();
+        let fd = open_root(&dir).unwrap();
+        for name in ["..", ".", ""] {
+            assert_eq!(
+                remove_all_at(fd.as_fd(), OsStr::new(name)),
+                Err(Errno::INVAL),
+                "{name:?}"
+            );
+        }
+        assert!(sandbox.path().join("sentinel").exists());
+        assert!(dir.join("f").exists());
+        remove_all_at(fd.as_fd(), OsStr::new("f")).unwrap();
+        assert!(!dir.join("f").exists());
+    }
 }

@@ -23,6 +23,7 @@
 //! `default_subnet`, `pool`, `bridge_prefix`, `veth_prefix`, `table`, `nft`.
 #![allow(non_local_definitions)]
 
+pub mod dns;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;
@@ -73,6 +74,12 @@ pub struct Config {
     pub table: String,
     /// The nft binary.
     pub nft: String,
+    /// Name resolution on user-defined networks (a `berth-dns` per network).
+    pub dns: bool,
+    /// The responder binary; empty = `berth-dns` next to the engine or on PATH.
+    pub dns_binary: String,
+    /// Port the responder listens on at the gateway address.
+    pub dns_port: u16,
 }
 
 impl Default for Config {
@@ -85,6 +92,9 @@ impl Default for Config {
             veth_prefix: "vb".into(),
             table: "berth".into(),
             nft: "nft".into(),
+            dns: true,
+            dns_binary: String::new(),
+            dns_port: 53,
         }
     }
 }
@@ -152,6 +162,7 @@ pub struct Bridge {
     cfg: Config,
     store: Store,
     fw: Firewall,
+    dns: Option<dns::Dns>,
 }
 
 fn hash_hex(parts: &[&str]) -> String {
@@ -218,7 +229,13 @@ impl Bridge {
         }
         let store = Store::open(Path::new(ctx.state_dir()))?;
         let fw = Firewall::new(cfg.table.clone(), cfg.nft.clone());
-        Ok(Bridge { cfg, store, fw })
+        let dns = dns::Dns::new(ctx.run_dir(), cfg.dns, &cfg.dns_binary, cfg.dns_port);
+        Ok(Bridge {
+            cfg,
+            store,
+            fw,
+            dns,
+        })
     }
 
     fn bridge_name(&self, network: &str) -> String {
@@ -327,8 +344,16 @@ impl Bridge {
                 host_interface: lease.host_veth.as_str().into(),
             }]),
             gateway: RSome(net.gateway.to_string().into()),
-            dns_servers: RVec::new(),
-            dns_search: RVec::new(),
+            dns_servers: if self.dns_serves(net) {
+                RVec::from(vec![RString::from(net.gateway.to_string())])
+            } else {
+                RVec::new()
+            },
+            dns_search: if self.dns_serves(net) {
+                RVec::from(vec![RString::from(dns::DOMAIN)])
+            } else {
+                RVec::new()
+            },
             ports: lease
                 .ports
                 .iter()
@@ -397,9 +422,17 @@ impl Bridge {
         self.fw.check(net, lease.ip, &lease.ports)
     }
 
-    /// Removes what an attachment made in the kernel (best effort, absent parts are fine).
-    fn teardown(&self, lease: &Lease) -> PluginResult<()> {
+    fn dns_serves(&self, net: &Network) -> bool {
+        self.dns.as_ref().is_some_and(|d| d.serves(net))
+    }
+
+    /// Removes what an attachment made (best effort, absent parts are fine): its DNS
+    /// record, veth pair and port rules.
+    fn teardown(&self, net: &Network, lease: &Lease) -> PluginResult<()> {
         let _s = debug_span!("teardown", veth = %lease.host_veth).entered();
+        if let Some(d) = self.dns.as_ref().filter(|d| d.serves(net)) {
+            d.unregister(net, lease.ip)?;
+        }
         if Path::new(&lease.netns_path).exists() {
             self.delete_link(&lease.host_veth)?;
         } else {
@@ -490,7 +523,7 @@ impl Bridge {
                 network = name,
                 "stale attachment: redoing it"
             );
-            self.teardown(&old)?;
+            self.teardown(&net, &old)?;
             net.leases.remove(cid);
             self.store.save(lock, &net)?;
         }
@@ -519,6 +552,17 @@ impl Bridge {
             }
         };
         let host_veth = self.veth_name(cid, name);
+        if let Some(d) = self.dns.as_ref().filter(|d| d.serves(&net)) {
+            // Before anything else: a name clash refuses the attach with nothing to undo.
+            let mut names: Vec<String> = Vec::new();
+            if !req.container_name.is_empty() {
+                names.push(req.container_name.to_string());
+            }
+            names.extend(req.aliases.iter().map(|a| a.to_string()));
+            names.push(cid.chars().take(12).collect());
+            d.register(&net, ip, &names)
+                .map_err(|e| e.context(format!("attach container {cid} to network {name}")))?;
+        }
         let mut lease = Lease {
             container_name: req.container_name.to_string(),
             ip,
@@ -534,7 +578,13 @@ impl Bridge {
         net.leases.insert(cid.to_string(), lease.clone());
         net.last_ip = Some(ip);
         self.store.save(lock, &net)?;
-        match self.plumb(&all, &net, &lease) {
+        let plumbed = self.plumb(&all, &net, &lease).and_then(|mac| {
+            if let Some(d) = self.dns.as_ref().filter(|d| d.serves(&net)) {
+                d.ensure_running(&net)?;
+            }
+            Ok(mac)
+        });
+        match plumbed {
             Ok(mac) => {
                 lease.mac = mac;
                 lease.complete = true;
@@ -544,7 +594,7 @@ impl Bridge {
             }
             Err(e) => {
                 debug!(error = %e, "attach failed: rolling back");
-                let _ = self.teardown(&lease);
+                let _ = self.teardown(&net, &lease);
                 net.leases.remove(cid);
                 let _ = self.store.save(lock, &net);
                 Err(e.context(format!("attach container {cid} to network {name}")))
@@ -683,6 +733,9 @@ impl NetworkBackend for Bridge {
                 ids.join(", ")
             )));
         }
+        if let Some(d) = &self.dns {
+            d.forget(&net);
+        }
         self.delete_link(&net.bridge)
             .map_err(|e| e.context(format!("remove network {name}")))?;
         self.store.delete(&lock, name)?;
@@ -733,7 +786,7 @@ impl NetworkBackend for Bridge {
         };
         match net.leases.get(cid).cloned() {
             Some(lease) => {
-                self.teardown(&lease)?;
+                self.teardown(&net, &lease)?;
                 net.leases.remove(cid);
                 self.store.save(&lock, &net)
             }
