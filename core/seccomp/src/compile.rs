@@ -268,7 +268,11 @@ mod disk {
             .unwrap_or_default();
         let mut h = Sha256::new();
         h.update(&json);
-        h.update(format!("\0{opts:?}\0{}\0{lib}\0{}", kernel.trim(), std::env::consts::ARCH));
+        h.update(format!(
+            "\0{opts:?}\0{}\0{lib}\0{}",
+            kernel.trim(),
+            std::env::consts::ARCH
+        ));
         Some(dir.join(format!("{}.bpf", hex::encode(h.finalize()))))
     }
 

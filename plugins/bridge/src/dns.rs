@@ -58,7 +58,11 @@ fn find_binary(configured: &str) -> Option<PathBuf> {
         .into_iter()
         .chain(
             std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).map(|d| d.join("berth-dns")).collect::<Vec<_>>())
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .map(|d| d.join("berth-dns"))
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default(),
         )
         .find(|p| p.is_file())
@@ -87,7 +91,10 @@ impl Dns {
     }
 
     fn records(&self, net: &Network) -> RecordsFile {
-        RecordsFile::new(net.name.clone(), self.dir.join(format!("{}.hosts", net.name)))
+        RecordsFile::new(
+            net.name.clone(),
+            self.dir.join(format!("{}.hosts", net.name)),
+        )
     }
 
     fn pidfile(&self, net: &Network) -> PathBuf {
@@ -204,20 +211,26 @@ impl Dns {
             if let Ok(Some(status)) = child.try_wait() {
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail = tail.lines().last().unwrap_or("").to_string();
-                return Err(PluginError::new(ErrorKind::Io, format!(
+                return Err(PluginError::new(
+                    ErrorKind::Io,
+                    format!(
                     "the DNS responder of network {} exited ({status}) at start: {tail} (log: {})",
                     net.name,
                     log_path.display()
-                )));
+                ),
+                ));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(PluginError::new(ErrorKind::Io, format!(
-                    "the DNS responder of network {} did not start within 5 s (log: {})",
-                    net.name,
-                    log_path.display()
-                )));
+                return Err(PluginError::new(
+                    ErrorKind::Io,
+                    format!(
+                        "the DNS responder of network {} did not start within 5 s (log: {})",
+                        net.name,
+                        log_path.display()
+                    ),
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         }

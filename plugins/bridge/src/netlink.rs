@@ -352,11 +352,9 @@ pub async fn create_veth(
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
-    h.link()
-        .add(msg)
-        .execute()
-        .await
-        .map_err(nl(format!("create veth pair {host} (bridge #{bridge_index}) / {ifname}")))
+    h.link().add(msg).execute().await.map_err(nl(format!(
+        "create veth pair {host} (bridge #{bridge_index}) / {ifname}"
+    )))
 }
 
 /// Inside the container namespace: gives `ifname` its address, brings it and `lo` up and
