@@ -24,6 +24,8 @@ need=()
 for p in mmdebstrap:mmdebstrap nft:nftables curl:curl bc:bc ip:iproute2; do
   command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
+# berth links libseccomp (its default seccomp profile is compiled with it).
+dpkg-query -W -f='${Status}' libseccomp-dev 2>/dev/null | grep -q "ok installed" || need+=(libseccomp-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing packages: ${need[*]} (run as root to install them)" >&2; exit 1; fi
   echo "installing with apt-get: ${need[*]}"

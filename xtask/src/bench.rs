@@ -440,7 +440,128 @@ fn measure(b: &Bench, n: usize) -> Result<Vec<Row>> {
         untar,
         "berth verifies and stores the layer (sha256 + fsync)",
     ));
+    rows.push(pull_row(b)?);
     Ok(rows)
+}
+
+/// A Debian `docker-registry` on a free loopback port, killed on drop.
+struct LocalRegistry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl LocalRegistry {
+    fn start(dir: &Path) -> Result<LocalRegistry, String> {
+        let bin = Path::new("/usr/bin/docker-registry");
+        if !bin.exists() {
+            return Err("docker-registry is not installed (apt install docker-registry)".into());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let cfg = dir.join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let child = quiet({
+            let mut c = Command::new(bin);
+            c.arg("serve").arg(&cfg);
+            c
+        })
+        .spawn()
+        .map_err(|e| e.to_string())?;
+        let reg = LocalRegistry { child, port };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("docker-registry did not start within 10 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(reg)
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pull of the ~100 MB image from a loopback registry into a fresh store, berth vs podman.
+fn pull_row(b: &Bench) -> Result<Row> {
+    let name = "pull of a 100 MB image from a loopback registry";
+    let reg = match LocalRegistry::start(&b.dir.join("registry")) {
+        Ok(r) => r,
+        Err(e) => return Ok(row(name, Err(e), "", Err(String::new()), "")),
+    };
+    let remote = format!("127.0.0.1:{}/bench/big:1", reg.port);
+    let pushed = b
+        .berth(&["tag", "bench/big:0", &remote])
+        .status()?
+        .success()
+        && b.berth(&["push", "-q", &remote]).status()?.success();
+    if !pushed {
+        return Ok(row(
+            name,
+            Err("berth push failed".into()),
+            "",
+            Err(String::new()),
+            "",
+        ));
+    }
+    let pull = time(3, |i| {
+        let mut c = b.berth(&["pull", "-q", &remote]);
+        c.env("BERTH_ROOT", b.dir.join(format!("pullroot{i}")));
+        c
+    });
+    let podman = if which("podman").is_some() {
+        time(3, |i| {
+            let d = b.dir.join(format!("podman-pull{i}"));
+            let mut c = Command::new("podman");
+            c.arg("--root")
+                .arg(d.join("root"))
+                .arg("--runroot")
+                .arg(d.join("run"))
+                .args(["pull", "-q", "--tls-verify=false", &remote])
+                .env("CONTAINERS_CONF", &b.podman_conf);
+            quiet(c)
+        })
+    } else {
+        Err("podman is not installed".into())
+    };
+    if which("podman").is_some() {
+        for i in 0..3 {
+            let d = b.dir.join(format!("podman-pull{i}"));
+            let _ = quiet({
+                let mut c = Command::new("podman");
+                c.arg("--root")
+                    .arg(d.join("root"))
+                    .arg("--runroot")
+                    .arg(d.join("run"))
+                    .args(["system", "reset", "-f"])
+                    .env("CONTAINERS_CONF", &b.podman_conf);
+                c
+            })
+            .status();
+        }
+    }
+    drop(reg);
+    Ok(row(
+        name,
+        pull,
+        "podman pull",
+        podman,
+        "fresh store each run; podman also unpacks the layers, berth unpacks on first run",
+    ))
 }
 
 fn cleanup(b: &Bench) {
