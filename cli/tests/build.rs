@@ -218,3 +218,35 @@ fn healthcheck_and_onbuild_are_stored_and_triggered() {
     assert!(!o.status.success());
     assert!(err.contains("Dockerfile:2"), "{err}");
 }
+
+#[test]
+fn tty_progress_collapses_steps_and_shows_a_failing_steps_output() {
+    let env = Env::new("ttyview");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo hidden-when-ok\nRUN echo shown-on-failure; false\n",
+        )],
+    );
+    let o = env.run(&["build", "--progress", "tty", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success());
+    assert!(err.contains("✔ #2 [2/3] RUN echo hidden-when-ok"), "{err}");
+    let output_line = |needle: &str| {
+        err.lines()
+            .any(|l| l.starts_with("  ") && l.contains(needle))
+    };
+    assert!(
+        !output_line("hidden-when-ok"),
+        "a finished step's output collapses: {err}"
+    );
+    assert!(
+        err.contains("✘ #3 [3/3] RUN echo shown-on-failure; false"),
+        "{err}"
+    );
+    assert!(output_line("shown-on-failure"), "{err}");
+    assert!(err.contains("Dockerfile:3"), "{err}");
+}

@@ -1,8 +1,13 @@
 //! `berth build` and `berth builder prune`.
 
-use std::{collections::BTreeMap, io::Read, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Read},
+    path::PathBuf,
+};
 
 use anyhow::{bail, Context};
+
 use berth_engine::build::{BuildOptions, PlainOutput, QuietOutput};
 use clap::{Args, Subcommand};
 
@@ -34,6 +39,9 @@ pub struct BuildArgs {
     /// Always check the registry for newer versions of the base images
     #[arg(long)]
     pub pull: bool,
+    /// Progress output: auto (a live view on a terminal, else plain), plain, tty
+    #[arg(long, default_value = "auto", value_parser = ["auto", "plain", "tty"])]
+    pub progress: String,
     /// Suppress the build output and print the image ID on success
     #[arg(short, long)]
     pub quiet: bool,
@@ -114,8 +122,16 @@ pub fn build(g: &GlobalOpts, a: BuildArgs) -> anyhow::Result<u8> {
         pull: a.pull,
         quiet: a.quiet,
     };
+    let tty = a.progress == "tty" || (a.progress == "auto" && std::io::stderr().is_terminal());
     let id = if a.quiet {
         engine.build(&opts, &mut QuietOutput)?
+    } else if tty {
+        let mut out = super::build_tty::TtyOutput::new();
+        let r = engine.build(&opts, &mut out);
+        if r.is_err() {
+            out.fail();
+        }
+        r?
     } else {
         engine.build(&opts, &mut PlainOutput)?
     };

@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod build;
+mod build_tty;
 pub mod container;
 pub mod image;
 pub mod network;
