@@ -186,12 +186,20 @@ fn detached_web_server_with_published_port() {
     env.ok(&["rm", "web"]);
     let _ = env.run(&["rm", "-f", "web2"]);
     assert!(mounts_under(&env.root).is_empty());
-    let links = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(!links.contains(" bv"), "veth left: {links}");
+    // The kernel removes a dead namespace's veth pair asynchronously (within ms).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let links = std::process::Command::new("ip")
+            .args(["-o", "link"])
+            .output()
+            .unwrap();
+        let links = String::from_utf8_lossy(&links.stdout).to_string();
+        if !links.contains(" bv") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "veth left: {links}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -325,6 +325,7 @@ mod tests {
             options: serde_json::json!({}),
             last_ip: None,
             leases: Default::default(),
+            reaping: Default::default(),
         }
     }
 

@@ -165,6 +165,16 @@ pub struct Bridge {
     dns: Option<dns::Dns>,
 }
 
+/// How long a veth whose namespace died may take to disappear before it is deleted.
+const REAP_GRACE_MS: u64 = 5_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 fn hash_hex(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -422,13 +432,43 @@ impl Bridge {
         self.fw.check(net, lease.ip, &lease.ports)
     }
 
+    /// Drops `reaping` entries whose link the kernel has removed; deletes links still
+    /// present `older_than_ms` after their detach (0 = all of them, e.g. `network rm`).
+    fn settle_reaping(&self, net: &mut Network, older_than_ms: u64) -> PluginResult<()> {
+        if net.reaping.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let entries: Vec<(String, bool)> = net
+            .reaping
+            .iter()
+            .map(|(veth, (_, since))| (veth.clone(), now.saturating_sub(*since) >= older_than_ms))
+            .collect();
+        let gone = netlink::run(|h| async move {
+            let mut gone = Vec::new();
+            for (veth, overdue) in entries {
+                if netlink::link_by_name(&h, &veth).await?.is_none()
+                    || (overdue && netlink::delete_link(&h, &veth).await.is_ok())
+                {
+                    gone.push(veth);
+                }
+            }
+            Ok(gone)
+        })
+        .map_err(nl_err)?;
+        for veth in gone {
+            net.reaping.remove(&veth);
+        }
+        Ok(())
+    }
+
     fn dns_serves(&self, net: &Network) -> bool {
         self.dns.as_ref().is_some_and(|d| d.serves(net))
     }
 
     /// Removes what an attachment made (best effort, absent parts are fine): its DNS
     /// record, veth pair and port rules.
-    fn teardown(&self, net: &Network, lease: &Lease) -> PluginResult<()> {
+    fn teardown(&self, net: &mut Network, lease: &Lease) -> PluginResult<()> {
         let _s = debug_span!("teardown", veth = %lease.host_veth).entered();
         if let Some(d) = self.dns.as_ref().filter(|d| d.serves(net)) {
             d.unregister(net, lease.ip)?;
@@ -437,12 +477,11 @@ impl Bridge {
             self.delete_link(&lease.host_veth)?;
         } else {
             // The container's process (and with it, usually, its namespace) is gone: the
-            // kernel is already tearing the pair down.
-            let host = lease.host_veth.clone();
-            netlink::run(|h| async move {
-                netlink::reap_veth(&h, &host, std::time::Duration::from_millis(200)).await
-            })
-            .map_err(nl_err)?;
+            // kernel is already tearing the pair down, asynchronously. Waiting for it, or a
+            // synchronous delete, costs an RCU grace period (~10-20 ms here); record it
+            // instead and confirm later (`settle_reaping`).
+            net.reaping
+                .insert(lease.host_veth.clone(), (lease.ip, now_ms()));
         }
         self.fw.remove_ports(lease.ip, &lease.ports)
     }
@@ -523,7 +562,7 @@ impl Bridge {
                 network = name,
                 "stale attachment: redoing it"
             );
-            self.teardown(&net, &old)?;
+            self.teardown(&mut net, &old)?;
             net.leases.remove(cid);
             self.store.save(lock, &net)?;
         }
@@ -538,6 +577,12 @@ impl Bridge {
         let ip = match req.static_ip.as_ref().into_option() {
             Some(s) => {
                 let ip = ipam::check_static(name, &subnet, net.gateway, s.as_str())?;
+                self.settle_reaping(&mut net, REAP_GRACE_MS)?;
+                if net.reaping.values().any(|(r, _)| *r == ip) {
+                    return Err(PluginError::busy(format!(
+                        "address {ip} on network {name} is still being released; retry in a moment"
+                    )));
+                }
                 if let Some((other, _)) = net.leases.iter().find(|(_, l)| l.ip == ip) {
                     return Err(PluginError::busy(format!(
                         "address {ip} on network {name} is already used by container {other}; \
@@ -547,7 +592,13 @@ impl Bridge {
                 ip
             }
             None => {
-                let used: BTreeSet<Ipv4Addr> = net.leases.values().map(|l| l.ip).collect();
+                self.settle_reaping(&mut net, REAP_GRACE_MS)?;
+                let used: BTreeSet<Ipv4Addr> = net
+                    .leases
+                    .values()
+                    .map(|l| l.ip)
+                    .chain(net.reaping.values().map(|(ip, _)| *ip))
+                    .collect();
                 ipam::allocate(name, &subnet, net.gateway, &used, net.last_ip)?
             }
         };
@@ -586,6 +637,8 @@ impl Bridge {
         });
         match plumbed {
             Ok(mac) => {
+                // A restart reuses the veth name: plumb removed any leftover of it.
+                net.reaping.remove(&lease.host_veth);
                 lease.mac = mac;
                 lease.complete = true;
                 net.leases.insert(cid.to_string(), lease.clone());
@@ -594,7 +647,7 @@ impl Bridge {
             }
             Err(e) => {
                 debug!(error = %e, "attach failed: rolling back");
-                let _ = self.teardown(&net, &lease);
+                let _ = self.teardown(&mut net, &lease);
                 net.leases.remove(cid);
                 let _ = self.store.save(lock, &net);
                 Err(e.context(format!("attach container {cid} to network {name}")))
@@ -702,6 +755,7 @@ impl NetworkBackend for Bridge {
             options,
             last_ip: None,
             leases: Default::default(),
+            reaping: Default::default(),
         };
         self.store.save(&lock, &net)?;
         all.push(net.clone());
@@ -736,6 +790,8 @@ impl NetworkBackend for Bridge {
         if let Some(d) = &self.dns {
             d.forget(&net);
         }
+        let mut net = net;
+        self.settle_reaping(&mut net, 0)?;
         self.delete_link(&net.bridge)
             .map_err(|e| e.context(format!("remove network {name}")))?;
         self.store.delete(&lock, name)?;
@@ -786,7 +842,7 @@ impl NetworkBackend for Bridge {
         };
         match net.leases.get(cid).cloned() {
             Some(lease) => {
-                self.teardown(&net, &lease)?;
+                self.teardown(&mut net, &lease)?;
                 net.leases.remove(cid);
                 self.store.save(&lock, &net)
             }

@@ -404,23 +404,6 @@ pub async fn configure_peer(
     Ok(link_mac(&link))
 }
 
-/// Removes the host end of a veth pair whose container namespace has died. The kernel
-/// destroys both ends itself once the namespace is gone (asynchronously, within a few ms
-/// here), which spares the ~20 ms grace period a synchronous delete waits for. Waits up to
-/// `grace` for that, then deletes the link explicitly (e.g. when another process still
-/// holds the namespace).
-pub async fn reap_veth(h: &Handle, host: &str, grace: std::time::Duration) -> NlResult<bool> {
-    let deadline = tokio::time::Instant::now() + grace;
-    while tokio::time::Instant::now() < deadline {
-        if link_by_name(h, host).await?.is_none() {
-            debug!(link = host, "veth removed by the kernel with its namespace");
-            return Ok(false);
-        }
-        tokio::time::sleep(std::time::Duration::from_micros(500)).await;
-    }
-    delete_link(h, host).await
-}
-
 /// What CHECK finds inside the namespace for `ifname`.
 pub async fn inspect_peer(
     h: &Handle,

@@ -86,6 +86,12 @@ pub struct Network {
     pub last_ip: Option<Ipv4Addr>,
     /// container id → lease
     pub leases: BTreeMap<String, Lease>,
+    /// Host ends of veth pairs whose container namespace died at detach: the kernel is
+    /// removing them. Their addresses are not handed out again until the link is seen
+    /// gone; one still present after a while (its namespace kept alive by someone else)
+    /// is deleted explicitly. veth name → (address, detach time in ms since the epoch).
+    #[serde(default)]
+    pub reaping: BTreeMap<String, (Ipv4Addr, u64)>,
 }
 
 impl Network {
