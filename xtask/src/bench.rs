@@ -71,11 +71,15 @@ impl Bench {
         quiet(c)
     }
     fn podman(&self, args: &[&str]) -> Command {
+        self.podman_in(&self.dir.join("podman"), args)
+    }
+    /// podman with its store (`root/`, `run/`) under `dir`.
+    fn podman_in(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new("podman");
         c.arg("--root")
-            .arg(self.dir.join("podman/root"))
+            .arg(dir.join("root"))
             .arg("--runroot")
-            .arg(self.dir.join("podman/run"))
+            .arg(dir.join("run"))
             .args(args)
             .env("CONTAINERS_CONF", &self.podman_conf);
         quiet(c)
@@ -525,33 +529,22 @@ fn pull_row(b: &Bench) -> Result<Row> {
     });
     let podman = if which("podman").is_some() {
         time(3, |i| {
-            let d = b.dir.join(format!("podman-pull{i}"));
-            let mut c = Command::new("podman");
-            c.arg("--root")
-                .arg(d.join("root"))
-                .arg("--runroot")
-                .arg(d.join("run"))
-                .args(["pull", "-q", "--tls-verify=false", &remote])
-                .env("CONTAINERS_CONF", &b.podman_conf);
-            quiet(c)
+            b.podman_in(
+                &b.dir.join(format!("podman-pull{i}")),
+                &["pull", "-q", "--tls-verify=false", &remote],
+            )
         })
     } else {
         Err("podman is not installed".into())
     };
     if which("podman").is_some() {
         for i in 0..3 {
-            let d = b.dir.join(format!("podman-pull{i}"));
-            let _ = quiet({
-                let mut c = Command::new("podman");
-                c.arg("--root")
-                    .arg(d.join("root"))
-                    .arg("--runroot")
-                    .arg(d.join("run"))
-                    .args(["system", "reset", "-f"])
-                    .env("CONTAINERS_CONF", &b.podman_conf);
-                c
-            })
-            .status();
+            let _ = b
+                .podman_in(
+                    &b.dir.join(format!("podman-pull{i}")),
+                    &["system", "reset", "-f"],
+                )
+                .status();
         }
     }
     drop(reg);

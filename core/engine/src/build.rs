@@ -82,10 +82,9 @@ struct StageState {
     key: String,
 }
 
-/// `[name i/n]` for the FROM line (the count is printed again with the instructions).
-fn stage_label(stage: &berth_dockerfile::PlannedStage, i: usize) -> String {
-    let total = stage.instructions.len() + 1;
-    match &stage.name {
+/// `name i/total` (or `i/total`) of a step inside `[...]`.
+fn stage_label(name: Option<&str>, i: usize, total: usize) -> String {
+    match name {
         Some(n) => format!("{n} {i}/{total}"),
         None => format!("{i}/{total}"),
     }
@@ -374,14 +373,13 @@ impl Engine {
         let file = plan.file.clone();
         // ONBUILD triggers of an image base run first, as if written right after FROM.
         let mut triggers: Vec<String> = Vec::new();
+        // The FROM line is printed before the base's ONBUILD triggers are known.
+        let from_label = stage_label(stage.name.as_deref(), 1, stage.instructions.len() + 1);
         *step_no += 1;
         let t = Instant::now();
         let (state, key, base_env, base_workdir) = match &stage.base {
             Base::Scratch => {
-                out.line(&format!(
-                    "#{step_no} [{}] FROM scratch",
-                    stage_label(stage, 1)
-                ));
+                out.line(&format!("#{step_no} [{}] FROM scratch", from_label));
                 let mut cfg = ImageConfiguration::default();
                 cfg.set_created(Some(timestamp()));
                 cfg.rootfs_mut().set_diff_ids(Vec::new());
@@ -401,10 +399,7 @@ impl Engine {
                 let s = done
                     .get(i)
                     .ok_or_else(|| bad(&file, stage.line, format!("stage {i} was not built")))?;
-                out.line(&format!(
-                    "#{step_no} [{}] FROM stage {i}",
-                    stage_label(stage, 1)
-                ));
+                out.line(&format!("#{step_no} [{}] FROM stage {i}", from_label));
                 let c = s.state.config.config().clone().unwrap_or_default();
                 (
                     s.state.clone(),
@@ -414,7 +409,7 @@ impl Engine {
                 )
             }
             Base::Image(r) => {
-                out.line(&format!("#{step_no} [{}] FROM {r}", stage_label(stage, 1)));
+                out.line(&format!("#{step_no} [{}] FROM {r}", from_label));
                 let img = self
                     .resolve_or_pull(r, o.pull, o.quiet)
                     .map_err(|e| bad(&file, stage.line, format!("FROM {r}: {e}")))?;
@@ -451,16 +446,12 @@ impl Engine {
         }
         instructions.extend(stage.instructions.iter().cloned());
         let total = instructions.len() + 1;
-        let label = |i: usize| match &stage.name {
-            Some(n) => format!("{n} {i}/{total}"),
-            None => format!("{i}/{total}"),
-        };
         for (i, ins) in instructions.iter().enumerate() {
             *step_no += 1;
             let t = Instant::now();
             out.line(&format!(
                 "#{step_no} [{}] {}",
-                label(i + 2),
+                stage_label(stage.name.as_deref(), i + 2, total),
                 ins.original.trim()
             ));
             let kind = st

@@ -354,16 +354,16 @@ impl Bridge {
                 host_interface: lease.host_veth.as_str().into(),
             }]),
             gateway: RSome(net.gateway.to_string().into()),
-            dns_servers: if self.dns_serves(net) {
-                RVec::from(vec![RString::from(net.gateway.to_string())])
-            } else {
-                RVec::new()
-            },
-            dns_search: if self.dns_serves(net) {
-                RVec::from(vec![RString::from(dns::DOMAIN)])
-            } else {
-                RVec::new()
-            },
+            dns_servers: self
+                .dns_for(net)
+                .map(|_| RString::from(net.gateway.to_string()))
+                .into_iter()
+                .collect(),
+            dns_search: self
+                .dns_for(net)
+                .map(|_| RString::from(dns::DOMAIN))
+                .into_iter()
+                .collect(),
             ports: lease
                 .ports
                 .iter()
@@ -462,15 +462,16 @@ impl Bridge {
         Ok(())
     }
 
-    fn dns_serves(&self, net: &Network) -> bool {
-        self.dns.as_ref().is_some_and(|d| d.serves(net))
+    /// The DNS responder manager when `net` gets name resolution.
+    fn dns_for(&self, net: &Network) -> Option<&dns::Dns> {
+        self.dns.as_ref().filter(|d| d.serves(net))
     }
 
     /// Removes what an attachment made (best effort, absent parts are fine): its DNS
     /// record, veth pair and port rules.
     fn teardown(&self, net: &mut Network, lease: &Lease) -> PluginResult<()> {
         let _s = debug_span!("teardown", veth = %lease.host_veth).entered();
-        if let Some(d) = self.dns.as_ref().filter(|d| d.serves(net)) {
+        if let Some(d) = self.dns_for(net) {
             d.unregister(net, lease.ip)?;
         }
         if Path::new(&lease.netns_path).exists() {
@@ -603,7 +604,7 @@ impl Bridge {
             }
         };
         let host_veth = self.veth_name(cid, name);
-        if let Some(d) = self.dns.as_ref().filter(|d| d.serves(&net)) {
+        if let Some(d) = self.dns_for(&net) {
             // Before anything else: a name clash refuses the attach with nothing to undo.
             let mut names: Vec<String> = Vec::new();
             if !req.container_name.is_empty() {
@@ -630,7 +631,7 @@ impl Bridge {
         net.last_ip = Some(ip);
         self.store.save(lock, &net)?;
         let plumbed = self.plumb(&all, &net, &lease).and_then(|mac| {
-            if let Some(d) = self.dns.as_ref().filter(|d| d.serves(&net)) {
+            if let Some(d) = self.dns_for(&net) {
                 d.ensure_running(&net)?;
             }
             Ok(mac)
