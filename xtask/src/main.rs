@@ -36,7 +36,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         "test" => {
-            let dir = stage::build_and_stage(false)?;
+            let dir = stage::build_and_stage_with(stage::Build::AllTargets)?;
             let passthrough: Vec<&String> =
                 rest.iter().skip_while(|a| *a != "--").skip(1).collect();
             let mut cmd = Command::new(stage::cargo());

@@ -59,27 +59,43 @@ backend = "bridge"
 driver = "auto"            # cgroup2 when the v2 hierarchy has the controllers, else cgroup1
 "#;
 
+/// What to compile before staging.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// Only the CLI, the DNS helper and the plugins (release or debug).
+    Stage { release: bool },
+    /// Every target of the workspace (debug), tests included: one feature resolution shared
+    /// with the `cargo test --workspace` that follows, so no crate is compiled twice (a
+    /// `-p` subset resolves features differently and doubled the build's time and disk).
+    AllTargets,
+}
+
 /// Builds the CLI and the plugins, and stages them. Returns the stage directory.
 pub fn build_and_stage(release: bool) -> Result<PathBuf> {
+    build_and_stage_with(Build::Stage { release })
+}
+
+pub fn build_and_stage_with(build: Build) -> Result<PathBuf> {
     let root = workspace_root()?;
-    let mut cmd = Command::new(cargo());
-    cmd.current_dir(&root)
-        .args(["build", "-p", "berth-cli", "-p", "berth-bridge-dns"]);
-    for p in PLUGINS {
-        cmd.args(["-p", p]);
+    let release = build == Build::Stage { release: true };
+    let mut args: Vec<String> = vec!["build".into()];
+    match build {
+        Build::AllTargets => args.extend(["--workspace".into(), "--all-targets".into()]),
+        Build::Stage { .. } => {
+            for p in ["berth-cli", "berth-bridge-dns"].iter().chain(PLUGINS) {
+                args.extend(["-p".into(), p.to_string()]);
+            }
+        }
     }
     if release {
-        cmd.arg("--release");
+        args.push("--release".into());
     }
-    println!(
-        "$ cargo build -p berth-cli -p berth-bridge-dns {}{}",
-        PLUGINS
-            .iter()
-            .map(|p| format!("-p {p} "))
-            .collect::<String>(),
-        if release { "--release" } else { "" }
-    );
-    let status = cmd.status().context("running cargo build")?;
+    println!("$ cargo {}", args.join(" "));
+    let status = Command::new(cargo())
+        .current_dir(&root)
+        .args(&args)
+        .status()
+        .context("running cargo build")?;
     if !status.success() {
         bail!("cargo build failed");
     }
