@@ -168,8 +168,10 @@ pub fn run(berth: &Path, workspace: &Path, save: bool, n: usize) -> Result<Vec<R
         config,
         podman_conf,
     };
+    let before = PeerLeftovers::snapshot();
     let result = measure(&b, n);
     cleanup(&b);
+    before.remove_new();
     let rows = result?;
     print_table(&rows);
     let out = workspace.join("target/bench");
@@ -582,6 +584,66 @@ fn cleanup(b: &Bench) {
         .stderr(Stdio::null())
         .status();
     let _ = std::fs::remove_dir_all(&b.dir);
+}
+
+/// What the peers leave on the host after their containers are gone: podman's cgroupfs
+/// parent (`/libpod_parent` at the root of every hierarchy) and netavark's iptables-nft
+/// tables. Recorded before the run so only what the run created is removed afterwards.
+struct PeerLeftovers {
+    cgroups: Vec<PathBuf>,
+    tables: Vec<String>,
+}
+
+const PEER_TABLES: &[&str] = &["ip nat", "ip filter", "ip6 nat", "ip6 filter"];
+
+impl PeerLeftovers {
+    fn snapshot() -> Self {
+        let cgroups = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("libpod_parent"))
+            .filter(|p| !p.exists())
+            .collect();
+        let tables = PEER_TABLES
+            .iter()
+            .filter(|t| !nft_table_exists(t))
+            .map(|t| t.to_string())
+            .collect();
+        Self { cgroups, tables }
+    }
+
+    /// Removes the (empty) cgroup trees and the tables that appeared during the run.
+    fn remove_new(&self) {
+        for dir in &self.cgroups {
+            remove_empty_cgroup_tree(dir);
+        }
+        for t in &self.tables {
+            if nft_table_exists(t) {
+                let mut c = Command::new("nft");
+                c.arg(format!("delete table {t}"));
+                let _ = quiet(c).status();
+            }
+        }
+    }
+}
+
+fn nft_table_exists(table: &str) -> bool {
+    let mut c = Command::new("nft");
+    c.arg(format!("list table {table}"));
+    quiet(c).status().is_ok_and(|s| s.success())
+}
+
+/// rmdir depth first; a cgroup with processes refuses and stays.
+fn remove_empty_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 fn fmt_ms(v: Option<f64>) -> String {

@@ -29,6 +29,64 @@ fn podman(root: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// A cgroup parent for `podman run` below this process's own cgroup in every v1 hierarchy
+/// (podman's default, `/libpod_parent`, would be created at each hierarchy's root), removed
+/// on drop with every directory it had to create. `None` when the hierarchies put this
+/// process on unrelated paths, so no single path is below all of them.
+struct PodmanCgroupParent {
+    path: String,
+    created: Vec<std::path::PathBuf>,
+}
+
+impl PodmanCgroupParent {
+    fn new() -> Option<Self> {
+        let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let own: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .collect();
+        let deepest = own.iter().copied().max_by_key(|p| p.len())?;
+        let nested = |p: &str| p == "/" || deepest == p || deepest.starts_with(&format!("{p}/"));
+        if !own.iter().all(|p| nested(p)) {
+            return None;
+        }
+        let path = format!(
+            "{}/bt-podman-{}",
+            deepest.trim_end_matches('/'),
+            std::process::id()
+        );
+        // Every directory of the path, in every hierarchy, that does not exist yet: podman
+        // (runc) creates them, we remove them.
+        let mut created = Vec::new();
+        for mount in std::fs::read_dir("/sys/fs/cgroup").ok()?.flatten() {
+            let mut dir = mount.path();
+            for part in path.trim_start_matches('/').split('/') {
+                dir.push(part);
+                if !dir.exists() {
+                    created.push(dir.clone());
+                }
+            }
+        }
+        Some(Self { path, created })
+    }
+}
+
+impl Drop for PodmanCgroupParent {
+    fn drop(&mut self) {
+        // Deepest first; podman's own children (conmon, libpod-ID) inside ours too.
+        for dir in self.created.iter().rev() {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 #[test]
 fn berth_save_loads_in_podman() {
     if !have("podman") {
@@ -69,6 +127,12 @@ fn berth_save_loads_in_podman() {
         "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\n",
     )
     .unwrap();
+    let Some(cgroup) = PodmanCgroupParent::new() else {
+        eprintln!(
+            "skipping podman run: no cgroup path below this process's own in every hierarchy"
+        );
+        return;
+    };
     let out = Command::new("podman")
         .arg("--root")
         .arg(dir.path().join("root"))
@@ -81,6 +145,8 @@ fn berth_save_loads_in_podman() {
             "--rm",
             "--network",
             "none",
+            "--cgroup-parent",
+            &cgroup.path,
         ])
         .args(["localhost/bt-save:1", "sh", "-c", "echo ran-in-podman"])
         .env("CONTAINERS_CONF", &conf)
