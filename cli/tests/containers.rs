@@ -832,6 +832,27 @@ fn seccomp_default_profile_unconfined_and_custom() {
     ]);
     assert!(o.contains("Seccomp:\t2") && o.contains("refused"), "{o}");
     env.ok(&["rm", "-f", "sc1"]);
+    // --init under the default profile: PID 1 is berth-init (from a sealed memfd), the
+    // command runs under it with the profile, and its exit status comes back.
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; grep Seccomp: /proc/self/status; \
+         readlink /proc/1/exe || echo hidden; exit 7",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(7), "{o:?}");
+    assert!(out.starts_with("berth-init -s "), "{out}");
+    assert!(
+        out.contains("Seccomp:\t2") && out.contains("hidden"),
+        "{out}"
+    );
     // unconfined lifts it: the same unshare now works.
     let o = env.ok(&[
         "run",

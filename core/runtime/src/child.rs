@@ -10,7 +10,7 @@
 //!   `libc::syscall` directly — in particular `setresuid`/`setresgid`/`setgroups` go through
 //!   the raw system call, because glibc's wrappers would try to broadcast the change to
 //!   threads that do not exist in the child;
-//! - forks the init's payload with a raw `clone` too (glibc's `fork` runs atfork handlers);
+//! - forks the exec'd payload with a raw `clone` too (glibc's `fork` runs atfork handlers);
 //! - reports failures as fixed-size records on a CLOEXEC pipe and leaves with `_exit`.
 //!
 //! # Seccomp
@@ -28,123 +28,37 @@
 //! is the host's berth binary. A container process that could open it could later
 //! reopen it for writing through `/proc/self/fd/N` once no berth process runs it any more
 //! (while one runs it, the kernel answers ETXTBSY). Defences:
+//! - nothing long-lived is a copy of the engine: with `--init`, PID 1 is the static
+//!   `berth-init` program exec'd from a sealed memfd (`crate::init`), so its
+//!   `/proc/1/exe` is an anonymous, unmodifiable file, not the host binary;
 //! - every child makes itself non-dumpable first thing (`PR_SET_DUMPABLE 0`; `execve`
-//!   makes the payload dumpable again). Opening `/proc/<pid>/exe` needs ptrace read
-//!   access: the caller must hold every capability the target has, and for a
-//!   non-dumpable target also CAP_SYS_PTRACE. While a child still has all capabilities
-//!   the first rule already refuses a container process; once it has dropped to the
-//!   container's set (between `capset` and `execve`, and for the whole life of the
-//!   `--init` PID 1, which never execs) only the dumpable flag keeps a container root
-//!   without CAP_SYS_PTRACE out (tested: `/proc/1/exe` of an `--init` container).
+//!   makes the payload dumpable again, `berth-init` clears it again). Opening
+//!   `/proc/<pid>/exe` needs ptrace read access: the caller must hold every capability
+//!   the target has, and for a non-dumpable target also CAP_SYS_PTRACE. While a child
+//!   still has all capabilities the first rule already refuses a container process; in
+//!   the short window after it dropped to the container's set (between `capset` and
+//!   `execve`) only the dumpable flag keeps a container root without CAP_SYS_PTRACE out;
 //! - an `exec` child joins the cgroup and *all* namespaces (mount namespace included)
 //!   while still in the engine's pid namespace, where the container cannot see it, and
 //!   only then forks (CLONE_PARENT) the process that appears in the container's pid
 //!   namespace: a container process never sees a berth copy that is outside its mounts.
 //!
-//! Not covered: a container given CAP_SYS_PTRACE passes the dumpable check, so it can
-//! read `/proc/1/exe` of an `--init` container (same capability set) and reach an exec
-//! child between its `capset` and `execve`; a `--privileged` one (every capability) can
-//! also attach to an exec child during the whole setup. The kernel still refuses to open
-//! the binary for writing (ETXTBSY) while any process runs it. Like Docker, treat
-//! CAP_SYS_PTRACE as trusting the host; runc's sealed-memfd copy of itself is the
-//! stronger defence and is not implemented here.
+//! Not covered: a container given CAP_SYS_PTRACE passes the dumpable check in that window
+//! between `capset` and `execve` (microseconds, once per start or exec), and a
+//! `--privileged` one can attach to an exec child during its whole setup. Closing it
+//! would mean re-executing every child from a sealed copy of the engine before it enters
+//! the container, as runc does, at the cost of an 18 MB copy per start; like Docker,
+//! berth treats CAP_SYS_PTRACE as trusting the host.
 
-use std::ffi::CStr;
+use std::{ffi::CStr, os::fd::AsRawFd};
 
 use libc::{c_char, c_int, c_ulong};
 
-use crate::plan::{Create, Op, ProcPlan, StdioPlan};
-
-/// Status record tags (child → parent).
-pub(crate) const MSG_READY: u32 = 1;
-pub(crate) const MSG_ERROR: u32 = 2;
-pub(crate) const MSG_EXEC: u32 = 3;
-/// Sent by the exec intermediate: `index` is the host pid of the exec'd process.
-pub(crate) const MSG_PID: u32 = 4;
-
-/// Where a failure happened (index into [`STAGES`]).
-#[derive(Debug, Clone, Copy)]
-#[repr(u32)]
-pub(crate) enum Stage {
-    Stdio = 0,
-    JoinNetns,
-    Propagation,
-    BindRootfs,
-    OpenRootfs,
-    Op,
-    Pivot,
-    ReadonlyRoot,
-    Hostname,
-    Cwd,
-    UnshareCgroup,
-    Bounding,
-    Identity,
-    Capset,
-    NoNewPrivs,
-    InitFork,
-    Loopback,
-    Setns,
-    CgroupJoin,
-    Seccomp,
-    Dumpable,
-    ExecFork,
-}
-
-pub(crate) const STAGES: &[&str] = &[
-    "setting up stdio",
-    "joining the network namespace",
-    "making the mount tree rslave",
-    "binding the rootfs onto itself",
-    "opening the rootfs",
-    "rootfs setup",
-    "pivot_root into the rootfs",
-    "remounting / read-only",
-    "setting the hostname",
-    "changing to the working directory",
-    "unsharing the cgroup namespace",
-    "dropping bounding capabilities",
-    "setting user, group and supplementary groups",
-    "setting capabilities",
-    "setting no_new_privs",
-    "forking the process under init",
-    "bringing up lo",
-    "joining the container's namespaces",
-    "joining the cgroup",
-    "loading the seccomp filter",
-    "making the process non-dumpable",
-    "forking the exec'd process into the container's pid namespace",
-];
-
-/// One record on the status pipe.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Msg {
-    pub tag: u32,
-    pub stage: u32,
-    pub index: u32,
-    pub errno: i32,
-}
-
-impl Msg {
-    pub(crate) const SIZE: usize = std::mem::size_of::<Msg>();
-    pub(crate) fn to_bytes(self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        b[0..4].copy_from_slice(&self.tag.to_ne_bytes());
-        b[4..8].copy_from_slice(&self.stage.to_ne_bytes());
-        b[8..12].copy_from_slice(&self.index.to_ne_bytes());
-        b[12..16].copy_from_slice(&self.errno.to_ne_bytes());
-        b
-    }
-    pub(crate) fn from_bytes(b: &[u8; 16]) -> Msg {
-        let w = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
-        Msg {
-            tag: u32::from_ne_bytes(w(0)),
-            stage: u32::from_ne_bytes(w(4)),
-            index: u32::from_ne_bytes(w(8)),
-            errno: i32::from_ne_bytes(w(12)),
-        }
-    }
-}
+use crate::{
+    init::InitPlan,
+    plan::{Create, Op, ProcPlan, StdioPlan},
+    protocol::{Msg, Stage, MSG_ERROR, MSG_EXEC, MSG_PID, MSG_READY},
+};
 
 /// Everything the container's first process reads (all prepared in the parent).
 pub(crate) struct ChildArgs<'a> {
@@ -156,7 +70,8 @@ pub(crate) struct ChildArgs<'a> {
     pub ops: &'a [Op],
     pub readonly_root: bool,
     pub hostname: &'a CStr,
-    pub init: bool,
+    /// `--init`: exec `berth-init` (which forks the command) instead of the command.
+    pub init: Option<&'a InitPlan>,
     pub stdio: &'a StdioPlan,
     pub proc: &'a ProcPlan,
     pub fd_limit: c_int,
@@ -557,16 +472,6 @@ fn cloexec_all(limit: c_int) {
     }
 }
 
-fn close_all(limit: c_int) {
-    // SAFETY: closes every descriptor ≥ 3 of this process (init keeps none).
-    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if r < 0 {
-        for fd in 3..limit {
-            close(fd);
-        }
-    }
-}
-
 fn setup_stdio(s: &StdioPlan) -> Result<(), i32> {
     if s.ctty {
         // SAFETY: setsid/ioctl on our own session and the pty slave descriptor.
@@ -758,11 +663,6 @@ fn exec(status: c_int, p: &ProcPlan) -> ! {
     }
 }
 
-/// Raw fork (no atfork handlers, no glibc locks).
-fn raw_fork() -> libc::pid_t {
-    raw_fork_flags(0)
-}
-
 /// Raw fork with extra clone flags (`CLONE_PARENT`).
 fn raw_fork_flags(flags: c_int) -> libc::pid_t {
     // SAFETY: clone without CLONE_VM and without a new stack behaves like fork.
@@ -804,61 +704,25 @@ fn lo_up() -> Result<(), i32> {
     Ok(())
 }
 
-/// PID 1 with `--init`: forks the payload, forwards signals, reaps everything.
-fn init_loop(a: &ChildArgs<'_>) -> ! {
-    // SAFETY: signal mask manipulation, fork, waitpid, kill, _exit: all async-signal-safe.
+/// PID 1 with `--init`: execs the sealed `berth-init` memfd, which forks the command,
+/// forwards signals and reaps (see `init/main.rs`). The status pipe stays open across
+/// this exec: `berth-init` reports the command's exec failure on it.
+fn exec_init(status: c_int, init: &InitPlan, p: &ProcPlan) -> ! {
+    // SAFETY: fcntl on our status descriptor; execveat with the memfd, an empty path and
+    // NULL-terminated arrays built by the parent.
     unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-        let child = raw_fork();
-        if child < 0 {
-            fail(a.status_w, Stage::InitFork, 0, errno());
+        if libc::fcntl(status, libc::F_SETFD, 0) < 0 {
+            fail(status, Stage::InitExec, 0, errno());
         }
-        if child == 0 {
-            if a.proc.tty {
-                // The payload gets its own process group and the terminal's foreground.
-                libc::setpgid(0, 0);
-                libc::tcsetpgrp(0, libc::getpid());
-            }
-            reset_signals(true);
-            exec(a.status_w, a.proc);
-        }
-        close_all(a.fd_limit);
-        let mut code: c_int = 0;
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig < 0 {
-                continue;
-            }
-            if sig != libc::SIGCHLD {
-                libc::kill(child, sig);
-                continue;
-            }
-            let mut done = false;
-            loop {
-                let mut st: c_int = 0;
-                let pid = libc::waitpid(-1, &mut st, libc::WNOHANG);
-                if pid <= 0 {
-                    break;
-                }
-                if pid == child {
-                    done = true;
-                    code = if libc::WIFEXITED(st) {
-                        libc::WEXITSTATUS(st)
-                    } else if libc::WIFSIGNALED(st) {
-                        128 + libc::WTERMSIG(st)
-                    } else {
-                        code
-                    };
-                }
-            }
-            if done {
-                libc::_exit(code);
-            }
-        }
+        libc::execveat(
+            init.fd.as_raw_fd(),
+            c"".as_ptr(),
+            init.argv_ptrs.as_ptr().cast(),
+            p.envp_ptrs.as_ptr().cast(),
+            libc::AT_EMPTY_PATH,
+        );
     }
+    fail(status, Stage::InitExec, 0, errno())
 }
 
 /// The container's first process. Never returns.
@@ -981,8 +845,8 @@ pub(crate) fn container_main(a: &ChildArgs<'_>) -> ! {
         fail(st, Stage::UnshareCgroup, 0, errno());
     }
     apply_identity(st, a.proc);
-    if a.init {
-        init_loop(a);
+    if let Some(init) = a.init {
+        exec_init(st, init, a.proc);
     }
     reset_signals(true);
     exec(st, a.proc)
@@ -1063,18 +927,5 @@ mod tests {
             let s = unsafe { CStr::from_ptr(p) };
             assert_eq!(s.to_str().unwrap(), want);
         }
-    }
-
-    #[test]
-    fn msg_roundtrip() {
-        let m = Msg {
-            tag: MSG_EXEC,
-            stage: 3,
-            index: 9,
-            errno: -2,
-        };
-        let r = Msg::from_bytes(&m.to_bytes());
-        assert_eq!((r.tag, r.stage, r.index, r.errno), (3, 3, 9, -2));
-        assert_eq!(STAGES.len(), Stage::ExecFork as usize + 1);
     }
 }

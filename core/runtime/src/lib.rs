@@ -22,9 +22,11 @@
 mod caps;
 mod child;
 mod error;
+mod init;
 mod oci;
 mod plan;
 mod process;
+mod protocol;
 mod spec;
 mod user;
 

@@ -8,10 +8,13 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use crate::{caps, spec::MountSpec, user::ResolvedUser, ContainerSpec, ProcessSpec, RuntimeError};
-
-pub(crate) const DEFAULT_PATH: &str =
-    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use crate::{
+    caps,
+    protocol::{exec_candidates, DEFAULT_PATH},
+    spec::MountSpec,
+    user::ResolvedUser,
+    ContainerSpec, ProcessSpec, RuntimeError,
+};
 
 /// runc's default masked paths.
 pub const DEFAULT_MASKED_PATHS: &[&str] = &[
@@ -249,8 +252,7 @@ pub(crate) fn high_fd(fd: &impl AsRawFd) -> Result<OwnedFd, RuntimeError> {
 /// The process part shared by `create` and `exec`.
 #[derive(Debug)]
 pub(crate) struct ProcPlan {
-    /// Owns the strings `argv_ptrs` points into.
-    #[allow(dead_code)]
+    /// Owns the strings `argv_ptrs` points into (and is `berth-init`'s command).
     pub argv: Vec<CString>,
     pub argv_ptrs: Vec<*const libc::c_char>,
     /// Owns the strings `envp_ptrs` points into.
@@ -295,27 +297,6 @@ pub(crate) fn build_env(process: &ProcessSpec, hostname: Option<&str>, home: &st
         env.push("TERM=xterm".into());
     }
     env
-}
-
-/// `execvp`-style candidates for `arg0` with the container's PATH.
-pub(crate) fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
-    if arg0.contains('/') {
-        return vec![arg0.to_string()];
-    }
-    let path = env
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    path.split(':')
-        .map(|d| {
-            if d.is_empty() {
-                format!("./{arg0}")
-            } else {
-                format!("{}/{arg0}", d.trim_end_matches('/'))
-            }
-        })
-        .collect()
 }
 
 fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
@@ -713,13 +694,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(build_env(&p, Some("box"), "/root"), p.env);
-    }
-
-    #[test]
-    fn path_lookup_candidates() {
-        let env = vec!["PATH=/a:/b/:".to_string()];
-        assert_eq!(exec_candidates("ls", &env), vec!["/a/ls", "/b/ls", "./ls"]);
-        assert_eq!(exec_candidates("./x", &env), vec!["./x"]);
-        assert_eq!(exec_candidates("ls", &[]).len(), 6);
     }
 }

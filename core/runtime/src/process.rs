@@ -12,10 +12,10 @@ use nix::errno::Errno;
 
 use crate::{
     caps,
-    child::{
-        self, ChildArgs, ExecArgs, Msg, Stage, MSG_ERROR, MSG_EXEC, MSG_PID, MSG_READY, STAGES,
-    },
+    child::{self, ChildArgs, ExecArgs},
+    init::InitPlan,
     plan::{self, high_fd, Op, ProcPlan, StdioPlan, SysMode},
+    protocol::{Msg, Stage, MSG_ERROR, MSG_EXEC, MSG_PID, MSG_READY, STAGES},
     user, ContainerSpec, ExecOptions, NetworkMode, ProcessSpec, RuntimeError, Stdio,
 };
 
@@ -294,6 +294,11 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
     let rootfs_c = plan::path_cstring(&rootfs)?;
     let (status_r, status_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
+    let init = if spec.init {
+        Some(InitPlan::new(status_w.as_raw_fd(), proc.tty, &proc.argv)?)
+    } else {
+        None
+    };
     let args = ChildArgs {
         status_w: status_w.as_raw_fd(),
         go_r: go_r.as_raw_fd(),
@@ -303,7 +308,7 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
         ops: &ops,
         readonly_root: spec.readonly_rootfs,
         hostname: &hostname,
-        init: spec.init,
+        init: init.as_ref(),
         stdio: &stdio_plan,
         proc: &proc,
         fd_limit: fd_limit(),
@@ -313,7 +318,7 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
         child::container_main(&args);
     }
     tracing::debug!(pid, rootfs = %rootfs.display(), "container process cloned");
-    drop((status_w, go_r, stdio_plan, netns, lock));
+    drop((status_w, go_r, stdio_plan, netns, init, lock));
     let command = spec.process.args.first().cloned().unwrap_or_default();
     match read_msg(&status_r) {
         Ok(Some(m)) if m.tag == MSG_READY => {

@@ -301,9 +301,38 @@ fn init_pid1_is_not_dumpable_so_its_exe_is_hidden() {
     spec.init = true;
     let (st, out, err) = run(&spec);
     assert_eq!(st.code(), 0, "{err}");
-    // PID 1 is the runtime's init (a copy of this test binary that never execs): root in
-    // the container without CAP_SYS_PTRACE must not reach the host binary through it.
+    // PID 1 is berth-init, non-dumpable: root in the container without CAP_SYS_PTRACE
+    // cannot even look at its executable.
     assert_eq!(out, "rc=1\n/bin/busybox\n", "stderr: {err}");
+    finish(r);
+}
+
+#[test]
+fn init_pid1_runs_from_a_sealed_memfd_not_the_host_binary() {
+    if skip() {
+        return;
+    }
+    let r = Rootfs::new();
+    // With CAP_SYS_PTRACE the container may open /proc/1/exe: it must be the sealed
+    // in-memory berth-init, and writing to it must fail (the CVE-2019-5736 overwrite).
+    let mut spec = r.spec(&[
+        "sh",
+        "-c",
+        "readlink /proc/1/exe; tr '\\0' ' ' < /proc/1/cmdline; echo; \
+         echo x >> /proc/1/exe && echo wrote || echo refused",
+    ]);
+    spec.init = true;
+    spec.cap_add = vec!["CAP_SYS_PTRACE".into()];
+    let (st, out, err) = run(&spec);
+    assert_eq!(st.code(), 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}\nstderr: {err}");
+    assert!(lines[0].starts_with("/memfd:berth-init"), "{out}");
+    assert!(
+        lines[1].starts_with("berth-init -s ") && lines[1].contains(" -- sh -c readlink"),
+        "{out}"
+    );
+    assert_eq!(lines[2], "refused", "{out}\nstderr: {err}");
     finish(r);
 }
 
