@@ -152,6 +152,60 @@ fn reproducible_with_source_date_epoch() {
 }
 
 #[test]
+fn copy_link_layers_survive_a_changed_base() {
+    let env = Env::new("link");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG V=1\nRUN echo $V > /v\n\
+                 COPY --link --chown=nobody f.txt /data/\nCOPY g.txt /g.txt\n\
+                 CMD [\"sh\", \"-c\", \"cat /v /data/f.txt /g.txt; stat -c %u /data/f.txt\"]\n",
+            ),
+            ("f.txt", "F\n"),
+            ("g.txt", "G\n"),
+        ],
+    );
+    let layers = |tag: &str| -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["image", "inspect", tag])).unwrap();
+        v[0]["RootFS"]["Layers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no RootFS.Layers in {v}"))
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let c = ctx.to_str().unwrap();
+    env.ok(&["build", "--build-arg", "V=1", "-t", "link:1", c]);
+    // A different base below the COPY --link (the RUN reruns): the linked layer is reused
+    // as it is; the plain COPY after it depends on its parent and runs again.
+    let o = env.run(&["build", "--build-arg", "V=2", "-t", "link:2", c]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    let cached: Vec<&str> = err.lines().filter(|l| l.contains("CACHED")).collect();
+    assert_eq!(cached.len(), 1, "{err}");
+    let (l1, l2) = (layers("link:1"), layers("link:2"));
+    assert_eq!(l1.len(), l2.len());
+    let n = l1.len();
+    assert_ne!(l1[n - 3], l2[n - 3], "the RUN layers differ");
+    assert_eq!(
+        l1[n - 2],
+        l2[n - 2],
+        "the COPY --link layer is the same blob"
+    );
+    // The result is the files of every layer; --chown=nobody was looked up in the stage.
+    assert_eq!(
+        env.ok(&["run", "--rm", "--network", "none", "link:2"]),
+        "2\nF\nG\n65534\n"
+    );
+    assert!(mounts_under(&env.root).is_empty());
+}
+
+#[test]
 fn healthcheck_and_onbuild_are_stored_and_triggered() {
     let env = Env::new("onbuild");
     env.import_busybox();

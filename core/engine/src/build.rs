@@ -75,6 +75,23 @@ struct StepState {
     extras: ConfigExtras,
 }
 
+/// A `COPY --link` layer as cached: independent of the layers it is stacked on.
+#[derive(Serialize, Deserialize)]
+struct LinkedLayer {
+    layer: Descriptor,
+    created_by: String,
+}
+
+/// Puts a linked layer on top of the stage (its blob is uncompressed: diff_id = digest).
+fn stack_linked(st: &mut StageState, l: &LinkedLayer, key: &str) {
+    let mut diff_ids = st.state.config.rootfs().diff_ids().clone();
+    diff_ids.push(l.layer.digest().to_string());
+    st.state.config.rootfs_mut().set_diff_ids(diff_ids);
+    st.state.layers.push(l.layer.clone());
+    push_history(&mut st.state.config, &l.created_by, false);
+    st.key = sha(&[&st.key, key]);
+}
+
 struct StageState {
     state: StepState,
     env: StageEnv,
@@ -653,11 +670,37 @@ impl Engine {
                         hash_sources(context, ignore, &c.sources).map_err(|e| bad(file, line, e))?
                     }
                 };
-                let key = sha(&[&st.key, &desc, &content_key, args_key]);
-                if self.cache_hit(st, &key, o)? {
+                let workdir = st.env.workdir().to_string();
+                let by = format!("{} {}", if is_add { "ADD" } else { "COPY" }, desc_short(c));
+                // --link: the layer holds only the copied files and does not depend on the
+                // layers below, so its cache key leaves the parent out and a hit is
+                // stacked onto whatever the stage has become (BuildKit's rebase).
+                let link_owner = if c.link {
+                    Some(
+                        self.link_owner(st, c.chown.as_deref())
+                            .map_err(|e| bad(file, line, e))?,
+                    )
+                } else {
+                    None
+                };
+                let key = match &link_owner {
+                    // Build args that matter are already expanded into `desc`.
+                    Some(owner) => sha(&[
+                        "link",
+                        &desc,
+                        &content_key,
+                        &workdir,
+                        owner.as_deref().unwrap_or(""),
+                    ]),
+                    None => sha(&[&st.key, &desc, &content_key, args_key]),
+                };
+                if link_owner.is_some() {
+                    if self.linked_cache_hit(st, &key, o)? {
+                        return Ok(true);
+                    }
+                } else if self.cache_hit(st, &key, o)? {
                     return Ok(true);
                 }
-                let by = format!("{} {}", if is_add { "ADD" } else { "COPY" }, desc_short(c));
                 // The source root: context dir, or a read-only view of a stage/image.
                 let view_parent: Option<String> = match (from_stage, &from_image) {
                     (Some(s), _) => {
@@ -676,13 +719,16 @@ impl Engine {
                     .as_ref()
                     .map(|v| v.mount.clone())
                     .unwrap_or_else(|| context.to_path_buf());
-                let workdir = st.env.workdir().to_string();
-                let chown = c.chown.clone();
+                let chown = match &link_owner {
+                    // Names were resolved against the stage's own /etc/passwd.
+                    Some(owner) => owner.clone(),
+                    None => c.chown.clone(),
+                };
                 let chmod = c.chmod.clone();
                 let dest = c.dest.clone();
                 let sources = c.sources.clone();
                 let use_ignore = c.from.is_none();
-                self.layer_step(st, &by, |root| {
+                let copy = |root: &Path| {
                     crate::copy::copy_into(
                         &src_root,
                         if use_ignore { Some(ignore) } else { None },
@@ -695,10 +741,18 @@ impl Engine {
                         is_add,
                     )
                     .map_err(|e| bad(file, line, e))
-                })?;
-                drop(view);
-                st.key = key.clone();
-                self.cache_store(&key, &st.state)?;
+                };
+                if link_owner.is_some() {
+                    let layer = self.linked_layer(&by, copy)?;
+                    drop(view);
+                    self.linked_cache_store(&key, &layer)?;
+                    stack_linked(st, &layer, &key);
+                } else {
+                    self.layer_step(st, &by, copy)?;
+                    drop(view);
+                    st.key = key.clone();
+                    self.cache_store(&key, &st.state)?;
+                }
             }
         }
         Ok(false)
@@ -779,6 +833,25 @@ impl Engine {
         let mut snap = Snapshot::new(self, parent.as_deref(), false)?;
         f(&snap.mount)?;
         snap.unmount()?;
+        let desc = self.snapshot_layer(&snap)?;
+        let diff_id = desc.digest().to_string();
+        let mut diff_ids = st.state.config.rootfs().diff_ids().clone();
+        diff_ids.push(diff_id);
+        let chain = chain_ids(&diff_ids).last().cloned().unwrap_or_default();
+        match self.plugins.storage()?.commit(&snap.key, &chain) {
+            Ok(_) => snap.keep = true,
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(EngineError::plugin("committing a build layer", e)),
+        }
+        drop(snap);
+        st.state.config.rootfs_mut().set_diff_ids(diff_ids);
+        st.state.layers.push(desc);
+        push_history(&mut st.state.config, created_by, false);
+        Ok(())
+    }
+
+    /// The changes of an (unmounted) snapshot as an uncompressed layer blob in the store.
+    fn snapshot_layer(&self, snap: &Snapshot<'_>) -> Result<Descriptor, EngineError> {
         let storage = self.plugins.storage()?;
         // The diff goes to a temp file, then into the store as an uncompressed layer.
         let tmp_dir = self.config.run_dir().join("build");
@@ -798,21 +871,79 @@ impl Engine {
                 .write_blob(&mut f, "application/vnd.oci.image.layer.v1.tar")?)
         })();
         let _ = std::fs::remove_file(&tmp);
-        let desc = result?;
-        let diff_id = desc.digest().to_string();
-        let mut diff_ids = st.state.config.rootfs().diff_ids().clone();
-        diff_ids.push(diff_id);
-        let chain = chain_ids(&diff_ids).last().cloned().unwrap_or_default();
-        match storage.commit(&snap.key, &chain) {
-            Ok(_) => snap.keep = true,
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(EngineError::plugin("committing a build layer", e)),
+        result
+    }
+
+    /// `COPY --link`: runs `f` on an empty snapshot and returns its files as a layer of
+    /// their own. The snapshot is not committed: the layer is unpacked on top of the
+    /// stage's layers when a later step needs them.
+    fn linked_layer(
+        &self,
+        created_by: &str,
+        f: impl FnOnce(&Path) -> Result<(), EngineError>,
+    ) -> Result<LinkedLayer, EngineError> {
+        let mut snap = Snapshot::new(self, None, false)?;
+        f(&snap.mount)?;
+        snap.unmount()?;
+        Ok(LinkedLayer {
+            layer: self.snapshot_layer(&snap)?,
+            created_by: created_by.to_string(),
+        })
+    }
+
+    /// `--chown` of a `COPY --link` as numbers: user and group names are looked up in the
+    /// stage's current root (read-only view), since the linked layer starts empty.
+    fn link_owner(&self, st: &StageState, chown: Option<&str>) -> Result<Option<String>, String> {
+        let Some(spec) = chown else {
+            return Ok(None);
+        };
+        let numeric = spec
+            .split(':')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if numeric {
+            return Ok(Some(spec.to_string()));
         }
-        drop(snap);
-        st.state.config.rootfs_mut().set_diff_ids(diff_ids);
-        st.state.layers.push(desc);
-        push_history(&mut st.state.config, created_by, false);
-        Ok(())
+        let view = (|| {
+            let parent = self.ensure_state_layers(&st.state)?;
+            Snapshot::new(self, parent.as_deref(), true)
+        })()
+        .map_err(|e| format!("--chown={spec}: {e}"))?;
+        let (uid, gid, _, _) = berth_runtime::resolve_user(&view.mount, spec)
+            .map_err(|e| format!("--chown={spec}: {e}"))?;
+        Ok(Some(format!("{uid}:{gid}")))
+    }
+
+    fn linked_cache_hit(
+        &self,
+        st: &mut StageState,
+        key: &str,
+        o: &BuildOptions,
+    ) -> Result<bool, EngineError> {
+        if o.no_cache {
+            return Ok(false);
+        }
+        let Some(json) = self.db()?.cache_get(key)? else {
+            return Ok(false);
+        };
+        let Ok(layer) = serde_json::from_str::<LinkedLayer>(&json) else {
+            return Ok(false);
+        };
+        if !self
+            .images()?
+            .blob_path(layer.layer.digest().as_ref())?
+            .exists()
+        {
+            return Ok(false);
+        }
+        stack_linked(st, &layer, key);
+        Ok(true)
+    }
+
+    fn linked_cache_store(&self, key: &str, layer: &LinkedLayer) -> Result<(), EngineError> {
+        let json = serde_json::to_string(layer)
+            .map_err(|e| EngineError::Invalid(format!("build cache: {e}")))?;
+        self.db()?
+            .cache_put(key, &json, &chrono::Utc::now().to_rfc3339())
     }
 
     /// Runs a RUN command in `root` (host network; output streamed with the step number).
