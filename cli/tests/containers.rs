@@ -910,3 +910,131 @@ fn seccomp_default_profile_unconfined_and_custom() {
     );
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
+
+/// Polls `f` every 100 ms, at most 100 times (a bound, not a timed assertion).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("never happened: {what}");
+}
+
+#[test]
+fn healthchecks_run_and_report_like_docker() {
+    let env = Env::new("health");
+    env.import_busybox();
+    let inspect = |name: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&env.ok(&["inspect", name])).unwrap()[0].clone()
+    };
+    // A check that fails until /tmp/ok exists: starting → unhealthy → healthy.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc1",
+        "--network",
+        "none",
+        "--health-cmd",
+        "test -e /tmp/ok && echo fine",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    eventually("hc1 unhealthy", || env.ok(&["ps"]).contains("(unhealthy)"));
+    let h = &inspect("hc1")["State"]["Health"];
+    assert!(h["FailingStreak"].as_u64().unwrap() >= 2, "{h}");
+    assert_eq!(h["Log"].as_array().unwrap().last().unwrap()["ExitCode"], 1);
+    env.ok(&["exec", "hc1", "touch", "/tmp/ok"]);
+    eventually("hc1 healthy", || env.ok(&["ps"]).contains("(healthy)"));
+    let c = inspect("hc1");
+    let h = &c["State"]["Health"];
+    assert_eq!(
+        (h["Status"].as_str(), h["FailingStreak"].as_u64()),
+        (Some("healthy"), Some(0))
+    );
+    assert_eq!(
+        h["Log"].as_array().unwrap().last().unwrap()["Output"],
+        "fine\n"
+    );
+    assert_eq!(c["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL");
+    // A hung check is killed at its timeout and counts as a failure.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc2",
+        "--network",
+        "none",
+        "--health-cmd",
+        "sleep 30",
+        "--health-interval",
+        "100ms",
+        "--health-timeout",
+        "200ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    eventually("hc2 unhealthy", || {
+        inspect("hc2")["State"]["Health"]["Status"] == "unhealthy"
+    });
+    let log = inspect("hc2")["State"]["Health"]["Log"][0].clone();
+    assert_eq!(log["ExitCode"], -1);
+    assert!(
+        log["Output"].as_str().unwrap().contains("exceeded timeout"),
+        "{log}"
+    );
+    // The image's HEALTHCHECK is used; --no-healthcheck turns it off.
+    let ctx = env.root.join("hcctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nHEALTHCHECK --interval=100ms CMD [\"true\"]\n",
+    )
+    .unwrap();
+    env.ok(&["build", "-q", "-t", "hcimg", ctx.to_str().unwrap()]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc3",
+        "--network",
+        "none",
+        "hcimg",
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc4",
+        "--network",
+        "none",
+        "--no-healthcheck",
+        "hcimg",
+        "sleep",
+        "300",
+    ]);
+    eventually("hc3 healthy", || {
+        inspect("hc3")["State"]["Health"]["Status"] == "healthy"
+    });
+    assert!(inspect("hc4")["State"]["Health"].is_null());
+    assert!(!env.ok(&["ps", "--filter", "name=hc4"]).contains("health"));
+    // Bad flags are refused before anything is created.
+    let o = env.run(&["run", "--health-interval", "soon", "busybox", "true"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--health-interval"),
+        "{o:?}"
+    );
+    env.ok(&["rm", "-f", "hc1", "hc2", "hc3", "hc4"]);
+}

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use berth_engine::{
     container::{ContainerRecord, LimitsConfig, State},
     create::CreateOptions,
+    health::{Health, HealthOptions},
     logs::{read_from, read_log, LogOptions},
     parse,
     supervise::IoMode,
@@ -166,6 +167,27 @@ pub struct CreateArgs {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
+    /// Command to run to check health (with /bin/sh -c)
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (e.g. 30s, 1m)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before failures count
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Time between checks during the start period
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Restart policy: no, on-failure[:N], always, unless-stopped
     #[arg(long)]
     pub restart: Option<String>,
@@ -252,6 +274,21 @@ impl CreateArgs {
         if let Some(r) = &self.restart {
             parse::parse_restart(r)?;
         }
+        let duration = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<Duration>> {
+            Ok(match v {
+                Some(v) => Some(parse::parse_duration(flag, v)?),
+                None => None,
+            })
+        };
+        let health = HealthOptions {
+            cmd: self.health_cmd.clone(),
+            interval: duration("--health-interval", &self.health_interval)?,
+            timeout: duration("--health-timeout", &self.health_timeout)?,
+            start_period: duration("--health-start-period", &self.health_start_period)?,
+            start_interval: duration("--health-start-interval", &self.health_start_interval)?,
+            retries: self.health_retries,
+            disable: self.no_healthcheck,
+        };
         Ok(CreateOptions {
             image: self.image.clone(),
             name: self.name.clone(),
@@ -281,6 +318,7 @@ impl CreateArgs {
             no_new_privileges,
             seccomp,
             init: self.init,
+            health,
             pull_always: match self.pull.as_str() {
                 "always" => true,
                 "missing" | "never" => false,
@@ -557,7 +595,7 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
             println!(
                 "{}",
                 json!({"ID": id, "Image": c.image, "Command": c.config.args.join(" "), "CreatedAt": c.created,
-                       "RunningFor": created, "State": c.state.as_str(), "Status": c.status_line(now),
+                       "RunningFor": created, "State": c.state.as_str(), "Status": status_text(&engine, &c, now),
                        "Ports": ports_string(&c), "Names": c.name, "Labels": c.config.labels})
             );
             continue;
@@ -567,7 +605,7 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
             c.image.clone(),
             cmd,
             created,
-            c.status_line(now),
+            status_text(&engine, &c, now),
             ports_string(&c),
             c.name.clone(),
         ]);
@@ -760,6 +798,15 @@ pub struct InspectArgs {
     pub containers: Vec<String>,
 }
 
+/// `ps`'s STATUS: Docker's wording, with the health while the container runs.
+fn status_text(engine: &Engine, c: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> String {
+    let s = c.status_line(now);
+    match Health::load(&engine.container_dir(&c.id)) {
+        Some(h) if c.state == State::Running => format!("{s} {}", h.status.ps_suffix()),
+        _ => s,
+    }
+}
+
 pub fn container_json(engine: &Engine, c: &ContainerRecord) -> serde_json::Value {
     let oci = std::fs::read(engine.container_dir(&c.id).join("config.json"))
         .ok()
@@ -785,6 +832,7 @@ pub fn container_json(engine: &Engine, c: &ContainerRecord) -> serde_json::Value
             "Error": c.error,
             "StartedAt": c.started_at,
             "FinishedAt": c.finished_at,
+            "Health": Health::load(&engine.container_dir(&c.id)),
         },
         "Config": {
             "Hostname": c.config.hostname,
@@ -799,6 +847,7 @@ pub fn container_json(engine: &Engine, c: &ContainerRecord) -> serde_json::Value
             "Labels": c.config.labels,
             "ExposedPorts": c.config.exposed_ports,
             "StopSignal": c.config.stop_signal,
+            "Healthcheck": c.config.healthcheck,
         },
         "HostConfig": {
             "NetworkMode": c.config.network,

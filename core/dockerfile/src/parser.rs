@@ -1350,7 +1350,7 @@ fn parse_mount(raw: &str) -> Result<Mount, String> {
 }
 
 /// HEALTHCHECK durations: Go `time.ParseDuration`, `0` allowed, otherwise >= 1ms.
-fn parse_health_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_health_duration(s: &str) -> Result<Duration, String> {
     let d = parse_go_duration(s)
         .ok_or_else(|| format!("invalid duration \"{s}\" (e.g. 30s, 1m30s, 500ms)"))?;
     if !d.is_zero() && d < Duration::from_millis(1) {

@@ -134,6 +134,10 @@ pub struct ContainerConfig {
     #[serde(default)]
     pub seccomp: Option<String>,
     pub init: bool,
+    /// The image's HEALTHCHECK with the `--health-*` flags applied (`test: ["NONE"]` for
+    /// `--no-healthcheck`).
+    #[serde(default)]
+    pub healthcheck: Option<berth_image::HealthConfig>,
     pub limits: LimitsConfig,
     /// `no`, `on-failure[:N]`, `always`, `unless-stopped`.
     pub restart: String,

@@ -40,6 +40,8 @@ pub struct CreateOptions {
     /// See [`ContainerConfig::seccomp`](crate::container::ContainerConfig::seccomp).
     pub seccomp: Option<String>,
     pub init: bool,
+    /// `--health-cmd`, `--health-interval`, … `--no-healthcheck`.
+    pub health: crate::health::HealthOptions,
     /// `--pull always`: check the registry even when the image is local.
     pub pull_always: bool,
     /// `-q`: no pull progress.
@@ -168,6 +170,7 @@ pub fn merge_config(image: &Image, o: &CreateOptions) -> Result<ContainerConfig,
         no_new_privileges: o.no_new_privileges,
         seccomp: o.seccomp.clone(),
         init: o.init,
+        healthcheck: None,
         limits: o.limits.clone(),
         restart: o.restart.clone().unwrap_or_else(|| "no".into()),
         auto_remove: o.auto_remove,
@@ -207,6 +210,8 @@ impl Engine {
         }
         let image = self.resolve_or_pull(&o.image, o.pull_always, o.quiet_pull)?;
         let mut config = merge_config(&image, o)?;
+        config.healthcheck =
+            crate::health::merge(self.images()?.config_extras(&image)?.healthcheck, &o.health)?;
         if let Some(net) = config.network.strip_prefix("container:") {
             let other = self.db()?.resolve(net)?;
             if !other.state.is_live() {

@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use berth_runtime as runtime;
 
 use crate::{
-    container::{ContainerRecord, State},
+    container::{ContainerConfig, ContainerRecord, State},
     supervise::{relay, ContainerIo, IoMode},
     Engine, EngineError,
 };
@@ -98,16 +98,7 @@ impl Engine {
                 }),
             )
         };
-        // The exec'd process joins the container's cgroup before it execs: the runtime
-        // writes it into the same cgroup.procs files the container's init is in.
-        let opts = runtime::ExecOptions {
-            privileged: req.privileged || rec.config.privileged,
-            cap_add: rec.config.cap_add.clone(),
-            cap_drop: rec.config.cap_drop.clone(),
-            no_new_privileges: rec.config.no_new_privileges,
-            cgroup_procs: cgroup_procs_of(rec.pid),
-            seccomp: crate::rt::seccomp_profile(&rec.config)?,
-        };
+        let opts = exec_options(&rec.config, rec.pid, req.privileged)?;
         let mut started = match runtime::exec(rec.pid, &process, stdio, &opts) {
             Ok(s) => s,
             Err(e) => {
@@ -137,6 +128,24 @@ impl Engine {
             .map(|s| s.code())
             .map_err(|e| EngineError::Invalid(format!("waiting for exec: {e}")))
     }
+}
+
+/// How a process is exec'd into the container whose init is `pid`: its capabilities,
+/// seccomp profile, and its cgroups (the exec'd process joins them before it execs: the
+/// runtime writes it into the same cgroup.procs files the container's init is in).
+pub(crate) fn exec_options(
+    config: &ContainerConfig,
+    pid: i32,
+    privileged: bool,
+) -> Result<runtime::ExecOptions, EngineError> {
+    Ok(runtime::ExecOptions {
+        privileged: privileged || config.privileged,
+        cap_add: config.cap_add.clone(),
+        cap_drop: config.cap_drop.clone(),
+        no_new_privileges: config.no_new_privileges,
+        cgroup_procs: cgroup_procs_of(pid),
+        seccomp: crate::rt::seccomp_profile(config)?,
+    })
 }
 
 /// The `cgroup.procs` files of every hierarchy `pid` is in (below the mounts), so an exec'd

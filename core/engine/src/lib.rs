@@ -11,6 +11,7 @@ pub mod copy;
 pub mod create;
 pub mod db;
 pub mod exec;
+pub mod health;
 pub mod host;
 pub mod images;
 pub mod lifecycle;

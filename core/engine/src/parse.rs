@@ -1,5 +1,6 @@
 //! Parsers for Docker-style flag values: `-p`, `-v`, `--mount`, `--tmpfs`, `-e`,
-//! `--env-file`, sizes (`512m`), `--restart`. Each error names the flag and the value.
+//! `--env-file`, sizes (`512m`), `--restart`, durations (`--health-interval 30s`). Each
+//! error names the flag and the value.
 
 use std::path::Path;
 
@@ -337,6 +338,11 @@ pub fn parse_restart(s: &str) -> Result<String, EngineError> {
             "expected no, on-failure[:MAX_RETRIES], always or unless-stopped",
         )),
     }
+}
+
+/// A Go-style duration flag (`30s`, `1m30s`, `500ms`), as HEALTHCHECK's options.
+pub fn parse_duration(flag: &str, s: &str) -> Result<std::time::Duration, EngineError> {
+    berth_dockerfile::parse_health_duration(s).map_err(|e| bad(flag, s, &e))
 }
 
 #[cfg(test)]

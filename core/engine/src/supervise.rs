@@ -10,6 +10,7 @@
 use std::{
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use berth_abi::{AttachRequest, DetachRequest, ErrorKind, PortMapping, Protocol};
@@ -20,6 +21,7 @@ use nix::{
 
 use crate::{
     container::{AttachedNetwork, ContainerRecord, NetworkState, PortConfig},
+    health,
     logs::LogWriter,
     rt, Engine, EngineError,
 };
@@ -297,9 +299,37 @@ impl Engine {
             f(Ok(()));
         }
         let mut log = LogWriter::open(&dir.join("container.log"))?;
-        relay(started.pid(), io, Some(&mut log), mode)?;
-        let _ = log.flush();
-        let status = started.wait()?;
+        // HEALTHCHECK: a prober thread for as long as this start lasts.
+        let _ = std::fs::remove_file(dir.join(health::HEALTH_FILE));
+        let check = health::Check::from_config(rec.config.healthcheck.as_ref());
+        let prober = match &check {
+            Some(c) => Some(health::Prober {
+                pid: started.pid(),
+                process: berth_runtime::ProcessSpec {
+                    args: c.argv.clone(),
+                    env: rec.config.env.clone(),
+                    cwd: rec.config.cwd.clone(),
+                    user: rec.config.user.clone(),
+                    tty: false,
+                },
+                opts: crate::exec::exec_options(&rec.config, started.pid(), false)?,
+            }),
+            None => None,
+        };
+        let stop = AtomicBool::new(false);
+        let (relayed, status) = std::thread::scope(|s| {
+            if let (Some(c), Some(p)) = (&check, &prober) {
+                let (dir, stop) = (&dir, &stop);
+                s.spawn(move || health::run_checks(c, p, dir, stop));
+            }
+            let relayed = relay(started.pid(), io, Some(&mut log), mode);
+            let _ = log.flush();
+            let status = started.wait();
+            stop.store(true, Ordering::Relaxed);
+            (relayed, status)
+        });
+        relayed?;
+        let status = status?;
         Ok(ExitInfo {
             code: status,
             oom_killed: false,
