@@ -2,7 +2,7 @@
 //! parallel; every blob is verified before it becomes visible in the store.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_image::{Image, ImageStore, Reference};
@@ -59,7 +59,11 @@ pub struct PullResult {
     pub layers_downloaded: usize,
     /// Layers that were already in the store.
     pub layers_present: usize,
+    /// Bytes fetched by this pull.
     pub bytes_downloaded: u64,
+    /// Bytes of layers taken from an interrupted earlier pull (resumed with a range
+    /// request instead of fetched again).
+    pub bytes_resumed: u64,
     /// True when the tag already pointed at this manifest and nothing was fetched.
     pub up_to_date: bool,
     /// Token endpoint requests made (0 for anonymous or basic registries).
@@ -267,17 +271,101 @@ impl DiffHasher {
     }
 }
 
-/// Downloads one layer into a temp file of the store, verifies digest,
-/// size and diff_id, and only then renames it into place.
+/// Where a layer is downloaded to: `.berth/partial/<hex>`, locked while in use and kept
+/// when the pull is interrupted so the next one resumes it (the store's temp dir is
+/// emptied by every writer that finds itself alone). When another pull holds that file,
+/// a private temp file instead (no resume).
+struct Partial {
+    file: std::fs::File,
+    path: PathBuf,
+    /// Keep the file when dropped without [`Partial::commit`] (the resumable kind).
+    keep: bool,
+}
+
+impl Partial {
+    fn open(partial_dir: &Path, tmp_dir: &Path, digest: &str) -> Result<Partial> {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let path = partial_dir.join(hex);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| DistributionError::io("opening", &path, e))?;
+        if fs2::FileExt::try_lock_exclusive(&file).is_ok() {
+            return Ok(Partial {
+                file,
+                path,
+                keep: true,
+            });
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("pull-")
+            .tempfile_in(tmp_dir)
+            .map_err(|e| DistributionError::io("creating temporary file in", tmp_dir, e))?;
+        let (file, path) = tmp
+            .keep()
+            .map_err(|e| DistributionError::io("creating temporary file in", tmp_dir, e.error))?;
+        Ok(Partial {
+            file,
+            path,
+            keep: false,
+        })
+    }
+
+    fn len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| DistributionError::io("reading the size of", &self.path, e))
+    }
+
+    /// Starts over: the bytes so far are not a prefix of the blob.
+    fn restart(&mut self) -> Result<()> {
+        use std::io::Seek;
+        self.file
+            .set_len(0)
+            .and_then(|_| self.file.rewind())
+            .map_err(|e| DistributionError::io("truncating", &self.path, e))
+    }
+
+    /// Verified: into place as `dest`.
+    fn commit(mut self, dest: &Path) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| DistributionError::io("syncing", &self.path, e))?;
+        std::fs::rename(&self.path, dest)
+            .map_err(|e| DistributionError::io("renaming blob into place at", dest, e))?;
+        self.keep = true;
+        Ok(())
+    }
+
+    /// Bad content: gone, so nothing resumes from it.
+    fn discard(mut self) {
+        self.keep = false;
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Downloads one layer (resuming an interrupted download of it), verifies digest, size
+/// and diff_id, and only then renames it into place. Returns the bytes fetched now and
+/// the bytes taken from an earlier, interrupted download.
 async fn download_layer(
     client: Arc<Client>,
     repo: String,
     scopes: Vec<String>,
     job: LayerJob,
-    tmp_dir: PathBuf,
+    dirs: (PathBuf, PathBuf),
     progress: Option<Arc<dyn TransferProgress>>,
-) -> Result<u64> {
-    let url = format!("{}/v2/{repo}/blobs/{}", client.base, job.digest);
+) -> Result<(u64, u64)> {
     emit(
         &progress,
         TransferEvent::BlobStart {
@@ -285,9 +373,97 @@ async fn download_layer(
             size: job.size,
         },
     );
-    let mut resp = client
-        .send("GET blob", &scopes, &|| Ok(client.http.get(&url)))
-        .await?;
+    let (partial_dir, tmp_dir) = dirs;
+    let mut part = Partial::open(&partial_dir, &tmp_dir, &job.digest)?;
+    match fetch_into(&client, &repo, &scopes, &job, &mut part, &progress).await {
+        Ok(Download::Verified { fetched, resumed }) => {
+            part.commit(&job.dest)?;
+            tracing::debug!(digest = %job.digest, fetched, resumed, "layer downloaded and verified");
+            emit(
+                &progress,
+                TransferEvent::BlobDone {
+                    digest: &job.digest,
+                },
+            );
+            Ok((fetched, resumed))
+        }
+        Ok(Download::Bad { resumed: 0, error }) => {
+            part.discard();
+            Err(error)
+        }
+        Ok(Download::Bad { error, .. }) => {
+            // The bytes kept from before may be what is wrong: once more from scratch.
+            tracing::warn!(digest = %job.digest, %error, "resumed download failed verification; starting over");
+            part.restart()?;
+            match fetch_into(&client, &repo, &scopes, &job, &mut part, &progress).await? {
+                Download::Verified { fetched, .. } => {
+                    part.commit(&job.dest)?;
+                    emit(
+                        &progress,
+                        TransferEvent::BlobDone {
+                            digest: &job.digest,
+                        },
+                    );
+                    Ok((fetched, 0))
+                }
+                Download::Bad { error, .. } => {
+                    part.discard();
+                    Err(error)
+                }
+            }
+        }
+        // Transport and I/O errors keep the partial file for the next pull.
+        Err(e) => Err(e),
+    }
+}
+
+enum Download {
+    Verified {
+        fetched: u64,
+        resumed: u64,
+    },
+    /// The content does not match the manifest or config.
+    Bad {
+        resumed: u64,
+        error: DistributionError,
+    },
+}
+
+/// Appends the rest of the blob to `part` (asking for a byte range when it already holds
+/// a prefix) and checks the whole.
+async fn fetch_into(
+    client: &Client,
+    repo: &str,
+    scopes: &[String],
+    job: &LayerJob,
+    part: &mut Partial,
+    progress: &Option<Arc<dyn TransferProgress>>,
+) -> Result<Download> {
+    use std::io::{Read, Seek, SeekFrom};
+    let url = format!("{}/v2/{repo}/blobs/{}", client.base, job.digest);
+    let what = format!("layer {}", job.digest);
+    let mut have = part.len()?;
+    if have >= job.size {
+        part.restart()?;
+        have = 0;
+    }
+    let range = |from: u64| {
+        let url = url.clone();
+        move || {
+            let req = client.http.get(&url);
+            Ok(if from > 0 {
+                req.header(reqwest::header::RANGE, format!("bytes={from}-"))
+            } else {
+                req
+            })
+        }
+    };
+    let mut resp = client.send("GET blob", scopes, &range(have)).await?;
+    if have > 0 && resp.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+        part.restart()?;
+        have = 0;
+        resp = client.send("GET blob", scopes, &range(0)).await?;
+    }
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Err(DistributionError::BlobUnknown {
             repository: format!("{}/{repo}", client.registry),
@@ -299,18 +475,48 @@ async fn download_layer(
             .status_error(&format!("GET blob {}", job.digest), resp)
             .await);
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("pull-")
-        .tempfile_in(&tmp_dir)
-        .map_err(|e| DistributionError::io("creating temporary file in", &tmp_dir, e))?;
-    let tmp_path = tmp.path().to_path_buf();
-    let mut out = BufWriter::with_capacity(1 << 20, tmp);
+    if have > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        // The registry sent the whole blob.
+        part.restart()?;
+        have = 0;
+    }
+    let path = part.path.clone();
     let mut hasher = Sha256::new();
     let mut diff = DiffHasher::new(job.compression)
-        .map_err(|e| DistributionError::io("creating decompressor for", &tmp_path, e))?;
+        .map_err(|e| DistributionError::io("creating decompressor for", &path, e))?;
     let mut diff_err: Option<io::Error> = None;
-    let mut count: u64 = 0;
-    let what = format!("layer {}", job.digest);
+    // The prefix from before goes through the hashers first.
+    if have > 0 {
+        tracing::info!(digest = %job.digest, bytes = have, "resuming an interrupted download");
+        part.file
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| DistributionError::io("reading", &path, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = have;
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            part.file
+                .read_exact(&mut buf[..n])
+                .map_err(|e| DistributionError::io("reading", &path, e))?;
+            hasher.update(&buf[..n]);
+            if diff_err.is_none() {
+                diff_err = diff.write(&buf[..n]).err();
+            }
+            left -= n as u64;
+        }
+        emit(
+            progress,
+            TransferEvent::BlobProgress {
+                digest: &job.digest,
+                bytes: have,
+            },
+        );
+    }
+    part.file
+        .seek(SeekFrom::Start(have))
+        .map_err(|e| DistributionError::io("writing", &path, e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, &part.file);
+    let mut count = have;
     while let Some(chunk) = resp
         .chunk()
         .await
@@ -318,30 +524,40 @@ async fn download_layer(
     {
         count += chunk.len() as u64;
         if count > job.size {
-            return Err(DistributionError::SizeMismatch {
-                what,
-                expected: job.size,
-                actual: count,
+            return Ok(Download::Bad {
+                resumed: have,
+                error: DistributionError::SizeMismatch {
+                    what,
+                    expected: job.size,
+                    actual: count,
+                },
             });
         }
         out.write_all(&chunk)
-            .map_err(|e| DistributionError::io("writing", &tmp_path, e))?;
+            .map_err(|e| DistributionError::io("writing", &path, e))?;
         hasher.update(&chunk);
         if diff_err.is_none() {
-            if let Err(e) = diff.write(&chunk) {
-                diff_err = Some(e);
-            }
+            diff_err = diff.write(&chunk).err();
         }
         emit(
-            &progress,
+            progress,
             TransferEvent::BlobProgress {
                 digest: &job.digest,
                 bytes: chunk.len() as u64,
             },
         );
     }
+    out.flush()
+        .map_err(|e| DistributionError::io("writing", &path, e))?;
+    drop(out);
+    let bad = |error| {
+        Ok(Download::Bad {
+            resumed: have,
+            error,
+        })
+    };
     if count != job.size {
-        return Err(DistributionError::SizeMismatch {
+        return bad(DistributionError::SizeMismatch {
             what,
             expected: job.size,
             actual: count,
@@ -349,41 +565,32 @@ async fn download_layer(
     }
     let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
     if actual != job.digest {
-        return Err(DistributionError::DigestMismatch {
+        return bad(DistributionError::DigestMismatch {
             what,
             expected: job.digest.clone(),
             actual,
         });
     }
-    let diff_id = match diff_err {
-        Some(e) => Err(e),
-        None => diff.finish(),
-    }
-    .map_err(|e| DistributionError::malformed(format!("{what} (decompressing)"), e))?
-    .unwrap_or_else(|| actual.clone());
+    let diff_id = match diff_err.map_or_else(|| diff.finish(), Err) {
+        Ok(d) => d.unwrap_or_else(|| actual.clone()),
+        Err(e) => {
+            return bad(DistributionError::malformed(
+                format!("{what} (decompressing)"),
+                e,
+            ))
+        }
+    };
     if diff_id != job.diff_id {
-        return Err(DistributionError::DigestMismatch {
+        return bad(DistributionError::DigestMismatch {
             what: format!("uncompressed {what} (diff_id in the image config)"),
             expected: job.diff_id.clone(),
             actual: diff_id,
         });
     }
-    let tmp = out
-        .into_inner()
-        .map_err(|e| DistributionError::io("writing", &tmp_path, e.into_error()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| DistributionError::io("syncing", &tmp_path, e))?;
-    tmp.persist(&job.dest)
-        .map_err(|e| DistributionError::io("renaming blob into place at", &job.dest, e.error))?;
-    tracing::debug!(digest = %job.digest, bytes = count, "layer downloaded and verified");
-    emit(
-        &progress,
-        TransferEvent::BlobDone {
-            digest: &job.digest,
-        },
-    );
-    Ok(count)
+    Ok(Download::Verified {
+        fetched: count - have,
+        resumed: have,
+    })
 }
 
 fn str_field<'a>(v: &'a serde_json::Value, k: &str) -> Option<&'a str> {
@@ -514,7 +721,10 @@ pub async fn pull_async(
 
     // Layers.
     let _lease = store.lease()?;
-    let tmp_dir = store.root().join(".berth").join("tmp");
+    let dirs = (
+        store.partial_dir().to_path_buf(),
+        store.root().join(".berth").join("tmp"),
+    );
     let mut jobs = Vec::new();
     let mut present = 0;
     for ((digest, size, compression), diff_id) in layers.iter().zip(diff_ids.iter()) {
@@ -534,6 +744,7 @@ pub async fn pull_async(
     }
     let downloaded = jobs.len();
     let mut bytes = 0u64;
+    let mut resumed = 0u64;
     let mut set = tokio::task::JoinSet::new();
     let mut pending = jobs.into_iter();
     let limit = opts.max_concurrent_downloads.max(1);
@@ -545,7 +756,7 @@ pub async fn pull_async(
                 repo.clone(),
                 scopes.clone(),
                 job,
-                tmp_dir.clone(),
+                dirs.clone(),
                 opts.progress.clone(),
             ));
         }
@@ -553,7 +764,10 @@ pub async fn pull_async(
             break;
         };
         match res {
-            Ok(Ok(n)) => bytes += n,
+            Ok(Ok((n, r))) => {
+                bytes += n;
+                resumed += r;
+            }
             Ok(Err(e)) => return Err(e),
             Err(e) => {
                 return Err(DistributionError::Invalid {
@@ -594,6 +808,7 @@ pub async fn pull_async(
         layers_downloaded: downloaded,
         layers_present: present,
         bytes_downloaded: bytes,
+        bytes_resumed: resumed,
         token_requests: client.token_requests(),
         reference,
     })

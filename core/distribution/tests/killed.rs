@@ -1,5 +1,5 @@
 //! A pull killed mid-download leaves no partial blob visible, and the next
-//! pull works (and cleans the temp file up).
+//! pull resumes it where it stopped (HTTP range request) and leaves nothing behind.
 
 mod common;
 
@@ -81,7 +81,7 @@ fn killed_pull_leaves_nothing_visible() {
     let start = Instant::now();
     let mut caught = false;
     while start.elapsed() < Duration::from_secs(60) {
-        let partial = std::fs::read_dir(root.join(".berth/tmp"))
+        let partial = std::fs::read_dir(root.join(".berth/partial"))
             .map(|d| {
                 d.flatten()
                     .any(|e| e.metadata().map(|m| m.len() > (1 << 20)).unwrap_or(false))
@@ -106,13 +106,71 @@ fn killed_pull_leaves_nothing_visible() {
         "partial blob visible"
     );
     assert!(store.list().unwrap().is_empty());
-    assert!(
-        !temp_files(&root).is_empty(),
-        "the killed pull's temp file should be left over"
+    let partial = partial_files(&root);
+    assert_eq!(
+        partial.len(),
+        1,
+        "the killed pull's partial download is kept"
     );
 
     let pulled = pull(&store, &remote, &PullOptions::default()).unwrap();
     assert_eq!(pulled.layers_downloaded, 1);
+    assert!(pulled.bytes_resumed > 1 << 20, "{pulled:?}");
+    assert_eq!(pulled.bytes_downloaded + pulled.bytes_resumed, layer.size());
     assert!(store.blob_path(&blob).unwrap().exists());
     assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
+    assert!(
+        partial_files(&root).is_empty(),
+        "{:?}",
+        partial_files(&root)
+    );
+}
+
+#[test]
+fn a_corrupt_partial_download_is_refetched_whole() {
+    let Some(reg) = registry(TestAuth::None) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = ImageStore::open(&dir.path().join("src")).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    let data = vec![7u8; 3 << 20];
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    b.append_data(&mut h, "f", &data[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let layer = src
+        .write_blob(&mut &tar[..], "application/vnd.oci.image.layer.v1.tar")
+        .unwrap();
+    let mut config = berth_image::ImageConfiguration::default();
+    config
+        .rootfs_mut()
+        .set_diff_ids(vec![layer.digest().to_string()]);
+    src.create_image(
+        config,
+        vec![layer.clone()],
+        &[Reference::parse("localhost/bt-corrupt:1").unwrap()],
+    )
+    .unwrap();
+    let remote = format!("{}/bt/corrupt:1", reg.host());
+    push(
+        &src,
+        "localhost/bt-corrupt:1",
+        &remote,
+        &PushOptions::default(),
+    )
+    .unwrap();
+    // A "partial download" whose bytes are not the blob's: the resumed result fails
+    // verification, so the layer is fetched again from the start.
+    let root = dir.path().join("dst");
+    let store = ImageStore::open(&root).unwrap();
+    let hex = layer.digest().to_string().replace("sha256:", "");
+    std::fs::write(root.join(".berth/partial").join(hex), vec![0xffu8; 1 << 20]).unwrap();
+    let pulled = pull(&store, &remote, &PullOptions::default()).unwrap();
+    assert_eq!(pulled.bytes_resumed, 0, "{pulled:?}");
+    assert_eq!(pulled.bytes_downloaded, layer.size());
+    let blob = std::fs::read(store.blob_path(layer.digest().as_ref()).unwrap()).unwrap();
+    assert_eq!(blob, tar);
+    assert!(partial_files(&root).is_empty());
 }

@@ -26,6 +26,9 @@ pub(crate) struct Layout {
     pub(crate) root: PathBuf,
     blobs: PathBuf,
     tmp: PathBuf,
+    /// Blobs being downloaded, named by digest: unlike `tmp`, kept when a writer is
+    /// killed, so the next pull can resume them; only GC removes them.
+    pub(crate) partial: PathBuf,
     /// Temp files of index.json / oci-layout rewrites: only written with the
     /// index lock held, so anything found there by a lock holder is stale.
     index_tmp: PathBuf,
@@ -44,11 +47,17 @@ impl Layout {
             root: root.to_path_buf(),
             blobs: root.join("blobs").join("sha256"),
             tmp: root.join(".berth").join("tmp"),
+            partial: root.join(".berth").join("partial"),
             index_tmp: root.join(".berth").join("index-tmp"),
             index_lock: root.join(".berth").join("index.lock"),
             gc_lock: root.join(".berth").join("gc.lock"),
         };
-        for dir in [&layout.blobs, &layout.tmp, &layout.index_tmp] {
+        for dir in [
+            &layout.blobs,
+            &layout.tmp,
+            &layout.partial,
+            &layout.index_tmp,
+        ] {
             fs::create_dir_all(dir).map_err(|e| ImageError::io("creating directory", dir, e))?;
         }
         let _lock = layout.lock_index()?;
@@ -125,8 +134,17 @@ impl Layout {
 
     /// Removes everything in `.berth/tmp`. Only call with the exclusive GC lock.
     pub(crate) fn remove_temp_files(&self) -> usize {
+        Self::remove_all_in(&self.tmp)
+    }
+
+    /// Removes the partial downloads too (GC: no pull is in flight).
+    pub(crate) fn remove_partial_files(&self) -> usize {
+        Self::remove_all_in(&self.partial)
+    }
+
+    fn remove_all_in(dir: &Path) -> usize {
         let mut removed = 0;
-        let Ok(entries) = fs::read_dir(&self.tmp) else {
+        let Ok(entries) = fs::read_dir(dir) else {
             return 0;
         };
         for entry in entries.flatten() {

@@ -69,6 +69,12 @@ impl ImageStore {
         &self.layout.root
     }
 
+    /// Where interrupted downloads wait to be resumed (`.berth/partial`); writers hold a
+    /// [`lease`](Self::lease) while they use it, GC empties it.
+    pub fn partial_dir(&self) -> &Path {
+        &self.layout.partial
+    }
+
     /// Path of the blob `digest` (`sha256:<hex>`); the blob may not exist.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
         self.layout.blob_path(digest)
@@ -592,6 +598,7 @@ impl ImageStore {
             return Ok(Vec::new());
         };
         self.layout.remove_temp_files();
+        self.layout.remove_partial_files();
         let _lock = self.layout.lock_index()?;
         let mut referenced = HashSet::new();
         for entry in self.entries()? {

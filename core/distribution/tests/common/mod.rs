@@ -96,6 +96,16 @@ pub fn temp_files(store: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+pub fn partial_files(store: &Path) -> Vec<String> {
+    std::fs::read_dir(store.join(".berth/partial"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn have(bin: &str) -> bool {
     let found = std::process::Command::new("sh")
         .arg("-c")
