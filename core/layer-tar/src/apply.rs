@@ -361,6 +361,9 @@ impl Applier<'_> {
                 .map_err(|e| io("create file", e))?;
                 let mut file = std::fs::File::from(fd);
                 let size = entry.size();
+                if kind == EntryType::GNUSparse {
+                    check_sparse_expansion(&shown, size, entry.header().entry_size())?;
+                }
                 fsutil::write_sparse(entry, &mut file, size)
                     .map_err(|e| LayerError::io("write file", &full, e))?;
                 self.stats.bytes += size;
@@ -553,6 +556,28 @@ pub fn set_mtime(
         },
         AtFlags::SYMLINK_NOFOLLOW,
     )
+}
+
+/// A GNU sparse entry stores only its data blocks; the tar reader expands its holes as
+/// zeros. A few bytes claiming a terabyte would keep the unpacker busy for hours, so
+/// an entry may expand to at most 1 GiB or 1024 times what it stores, whichever is more.
+fn check_sparse_expansion(
+    shown: &str,
+    real: u64,
+    stored: std::io::Result<u64>,
+) -> Result<()> {
+    const FLOOR: u64 = 1 << 30;
+    let stored = stored.map_err(|e| LayerError::malformed(shown, e.to_string()))?;
+    let limit = stored.saturating_mul(1024).max(FLOOR);
+    if real > limit {
+        return Err(LayerError::malformed(
+            shown,
+            format!(
+                "sparse file expands {stored} stored bytes to {real} (more than {limit}); refusing"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -197,6 +197,29 @@ fn raw_entry(b: &mut Vec<u8>, name: &[u8], kind: tar::EntryType, link: &[u8], da
     b.resize(b.len() + pad, 0);
 }
 
+/// A GNU sparse entry of 512 stored bytes at the end of a 4 GiB hole.
+fn sparse_bomb() -> Vec<u8> {
+    let real: u64 = 1 << 32;
+    let mut h = tar::Header::new_gnu();
+    h.set_path("bomb").unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_size(512);
+    let gnu = h.as_gnu_mut().unwrap();
+    let octal = |field: &mut [u8], v: u64| {
+        let s = format!("{v:0w$o}", w = field.len() - 1);
+        field[..s.len()].copy_from_slice(s.as_bytes());
+        field[s.len()] = 0;
+    };
+    octal(&mut gnu.realsize, real);
+    octal(&mut gnu.sparse[0].offset, real - 512);
+    octal(&mut gnu.sparse[0].numbytes, 512);
+    h.set_cksum();
+    let mut b = h.as_bytes().to_vec();
+    b.extend_from_slice(&[b'x'; 512]);
+    b
+}
+
 fn finish(mut b: Vec<u8>) -> Vec<u8> {
     b.resize(b.len() + 1024, 0);
     b
@@ -239,6 +262,7 @@ fn malicious_layers_are_refused_and_write_nothing_outside() {
         raw_entry(&mut b, b"f", Regular, b"", b"");
         b.extend_from_slice(&[0xffu8; 512]);
         v.push(("garbage header", b));
+        v.push(("sparse bomb", finish(sparse_bomb())));
         v
     };
     for (what, mut data) in cases {
