@@ -561,11 +561,7 @@ pub fn set_mtime(
 /// A GNU sparse entry stores only its data blocks; the tar reader expands its holes as
 /// zeros. A few bytes claiming a terabyte would keep the unpacker busy for hours, so
 /// an entry may expand to at most 1 GiB or 1024 times what it stores, whichever is more.
-fn check_sparse_expansion(
-    shown: &str,
-    real: u64,
-    stored: std::io::Result<u64>,
-) -> Result<()> {
+fn check_sparse_expansion(shown: &str, real: u64, stored: std::io::Result<u64>) -> Result<()> {
     const FLOOR: u64 = 1 << 30;
     let stored = stored.map_err(|e| LayerError::malformed(shown, e.to_string()))?;
     let limit = stored.saturating_mul(1024).max(FLOOR);

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod fsutil;
+pub mod pids;
 pub mod procfs;
 
 use std::{
@@ -170,6 +171,19 @@ pub fn requested(l: &Limits) -> Vec<&'static str> {
 }
 
 /// Checks value ranges that do not depend on the host.
+/// Validates `l` and asks `support` about every limit it sets: a limit this host's
+/// controllers can't enforce is an `Unsupported` error naming it and the reason.
+pub fn check_limits(
+    l: &Limits,
+    support: impl Fn(&'static str) -> Result<(), String>,
+) -> CgResult<()> {
+    validate_limits(l)?;
+    for name in requested(l) {
+        support(name).map_err(|reason| CgError::unsupported(name, reason))?;
+    }
+    Ok(())
+}
+
 pub fn validate_limits(l: &Limits) -> CgResult<()> {
     let inv = |limit, reason: String| Err(CgError::InvalidLimit { limit, reason });
     if let Some(m) = l.memory.into_option() {

@@ -27,10 +27,10 @@ use std::{collections::BTreeSet, path::PathBuf};
 use berth_abi::{Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats};
 pub use berth_cgroup_common as common;
 use berth_cgroup_common::{
-    fsutil, procfs, requested, signal, signal_pids, validate_id, validate_limits, wait_or_timeout,
-    CgError, CgResult, Config, EMPTY_TIMEOUT, RMDIR_TIMEOUT,
+    check_limits, fsutil, pids, procfs, signal, signal_pids, validate_id, wait_or_timeout, CgError,
+    CgResult, Config, EMPTY_TIMEOUT, RMDIR_TIMEOUT,
 };
-use controllers::{blkio, cpu, cpuacct, cpuset, freezer, memory, pids};
+use controllers::{blkio, cpu, cpuacct, cpuset, freezer, memory};
 use hierarchy::Hierarchy;
 use nix::sys::signal::Signal;
 
@@ -131,12 +131,7 @@ impl Cgroup1 {
     }
 
     fn check(&self, l: &Limits) -> CgResult<()> {
-        validate_limits(l)?;
-        for name in requested(l) {
-            self.support(name)
-                .map_err(|reason| CgError::unsupported(name, reason))?;
-        }
-        Ok(())
+        check_limits(l, |name| self.support(name))
     }
 
     /// Errors with `NotFound` unless `id` exists in the first hierarchy.

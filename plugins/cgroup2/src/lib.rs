@@ -32,10 +32,10 @@ use std::path::{Path, PathBuf};
 use berth_abi::{Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats};
 pub use berth_cgroup_common as common;
 use berth_cgroup_common::{
-    fsutil, procfs, requested, signal, signal_pids, validate_id, validate_limits, wait_or_timeout,
-    CgError, CgResult, Config, EMPTY_TIMEOUT, RMDIR_TIMEOUT,
+    check_limits, fsutil, pids, procfs, signal, signal_pids, validate_id, wait_or_timeout, CgError,
+    CgResult, Config, EMPTY_TIMEOUT, RMDIR_TIMEOUT,
 };
-use controllers::{core, cpu, cpuset, io, memory, pids};
+use controllers::{core, cpu, cpuset, io, memory};
 use nix::sys::signal::Signal;
 
 /// Controllers this plugin enables for its groups.
@@ -198,12 +198,7 @@ impl Cgroup2 {
     }
 
     fn check(&self, l: &Limits) -> CgResult<()> {
-        validate_limits(l)?;
-        for name in requested(l) {
-            self.support(name)
-                .map_err(|reason| CgError::unsupported(name, reason))?;
-        }
-        Ok(())
+        check_limits(l, |name| self.support(name))
     }
 
     fn existing(&self, id: &str) -> CgResult<PathBuf> {

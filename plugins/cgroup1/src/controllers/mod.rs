@@ -7,4 +7,3 @@ pub mod cpuacct;
 pub mod cpuset;
 pub mod freezer;
 pub mod memory;
-pub mod pids;

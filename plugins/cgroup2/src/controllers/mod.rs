@@ -7,4 +7,3 @@ pub mod cpu;
 pub mod cpuset;
 pub mod io;
 pub mod memory;
-pub mod pids;

@@ -1,9 +1,9 @@
-//! `pids`: pids.max and pids.current.
+//! The `pids` controller: `pids.max` and `pids.current`, the same files in v1 and v2.
 
 use std::path::Path;
 
+use crate::{fsutil, pids_value, CgResult};
 use berth_abi::{Limits, ResourceStats};
-use berth_cgroup_common::{fsutil, pids_value, CgResult};
 
 pub const MAX: &str = "pids.max";
 
