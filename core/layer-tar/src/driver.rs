@@ -221,6 +221,23 @@ pub fn require_meta(store: &Store, driver: &str, key: &str) -> PluginResult<Meta
         .ok_or_else(|| PluginError::not_found(format!("{driver}: no layer or snapshot {key:?}")))
 }
 
+/// The layer chain (nearest first) of a new object on top of `parent`, which must be a
+/// committed layer: `[parent, parent's chain…]`, empty without a parent.
+pub fn chain_on(store: &Store, driver: &str, parent: Option<&str>) -> PluginResult<Vec<String>> {
+    let Some(p) = parent else {
+        return Ok(Vec::new());
+    };
+    let m = require_meta(store, driver, p).map_err(|e| e.context("parent"))?;
+    if m.kind != Kind::Committed {
+        return Err(PluginError::invalid(format!(
+            "{driver}: parent {p:?} is not a committed layer (commit it first)"
+        )));
+    }
+    let mut chain = vec![crate::state::object_id(p)];
+    chain.extend(m.chain);
+    Ok(chain)
+}
+
 /// `AlreadyExists` if `key` is taken.
 pub fn ensure_absent(store: &Store, driver: &str, key: &str) -> PluginResult<()> {
     check_key(key)?;

@@ -16,8 +16,8 @@ use berth_abi::{
     StorageDriver, Usage,
 };
 use berth_layer_tar::driver::{
-    check_key, check_mountable, commit_snapshot, ensure_absent, errno_io, list_objects, perr,
-    publish_object, remove_object, require_meta, sweep_with_orphan_mounts, unmount_target,
+    chain_on, check_key, check_mountable, commit_snapshot, ensure_absent, errno_io, list_objects,
+    perr, publish_object, remove_object, require_meta, sweep_with_orphan_mounts, unmount_target,
     usage_of,
 };
 use berth_layer_tar::store::{Kind, Meta, Store};
@@ -66,19 +66,10 @@ impl Overlay {
         require_meta(&self.store, "overlayfs", key)
     }
 
-    /// The chain (nearest first) for a new object on top of `parent`.
+    /// The chain (nearest first) for a new object on top of `parent`, within the number
+    /// of lower layers this kernel's overlayfs takes.
     fn chain_for(&self, parent: Option<&str>) -> PluginResult<Vec<String>> {
-        let Some(p) = parent else {
-            return Ok(Vec::new());
-        };
-        let m = self.meta(p).map_err(|e| e.context("parent"))?;
-        if m.kind != Kind::Committed {
-            return Err(PluginError::invalid(format!(
-                "overlayfs: parent {p:?} is not a committed layer (commit it first)"
-            )));
-        }
-        let mut chain = vec![state::object_id(p)];
-        chain.extend(m.chain);
+        let chain = chain_on(&self.store, "overlayfs", parent)?;
         if chain.len() as u32 > self.max_layers() {
             return Err(PluginError::unsupported(format!(
                 "overlayfs: a chain of {} layers exceeds this host's limit of {}",

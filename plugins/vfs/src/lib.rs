@@ -14,8 +14,8 @@ use berth_abi::{
     StorageDriver, Usage,
 };
 use berth_layer_tar::driver::{
-    check_key, check_mountable, commit_snapshot, ensure_absent, errno_io, list_objects, perr,
-    publish_object, remove_object, require_meta, sweep_with_orphan_mounts, unmount_target,
+    chain_on, check_key, check_mountable, commit_snapshot, ensure_absent, errno_io, list_objects,
+    perr, publish_object, remove_object, require_meta, sweep_with_orphan_mounts, unmount_target,
     usage_of,
 };
 use berth_layer_tar::store::{Kind, Meta, Store};
@@ -46,18 +46,7 @@ impl Vfs {
     }
 
     fn check_parent(&self, parent: Option<&str>) -> PluginResult<Vec<String>> {
-        let Some(p) = parent else {
-            return Ok(Vec::new());
-        };
-        let m = self.meta(p).map_err(|e| e.context("parent"))?;
-        if m.kind != Kind::Committed {
-            return Err(PluginError::invalid(format!(
-                "vfs: parent {p:?} is not a committed layer (commit it first)"
-            )));
-        }
-        let mut chain = vec![state::object_id(p)];
-        chain.extend(m.chain);
-        Ok(chain)
+        chain_on(&self.store, "vfs", parent)
     }
 
     fn exists(&self, key: &str) -> PluginResult<()> {
