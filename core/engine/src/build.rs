@@ -642,7 +642,7 @@ impl Engine {
                     other => other,
                 })?;
                 st.key = key.clone();
-                self.cache_store(&key, &st.state)?;
+                self.cache_put(&key, &st.state)?;
             }
             InstructionKind::Copy(c) | InstructionKind::Add(c) => {
                 let is_add = matches!(kind, InstructionKind::Add(_));
@@ -745,13 +745,13 @@ impl Engine {
                 if link_owner.is_some() {
                     let layer = self.linked_layer(&by, copy)?;
                     drop(view);
-                    self.linked_cache_store(&key, &layer)?;
+                    self.cache_put(&key, &layer)?;
                     stack_linked(st, &layer, &key);
                 } else {
                     self.layer_step(st, &by, copy)?;
                     drop(view);
                     st.key = key.clone();
-                    self.cache_store(&key, &st.state)?;
+                    self.cache_put(&key, &st.state)?;
                 }
             }
         }
@@ -765,38 +765,52 @@ impl Engine {
         }
     }
 
+    /// A cached value whose layer blobs are all still in the store (rmi may have
+    /// collected some); `None` with `--no-cache`, on a miss, or for an unreadable entry.
+    fn cache_lookup<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        o: &BuildOptions,
+        layers: impl Fn(&T) -> Vec<&Descriptor>,
+    ) -> Result<Option<T>, EngineError> {
+        if o.no_cache {
+            return Ok(None);
+        }
+        let Some(json) = self.db()?.cache_get(key)? else {
+            return Ok(None);
+        };
+        let Ok(value) = serde_json::from_str::<T>(&json) else {
+            return Ok(None);
+        };
+        for l in layers(&value) {
+            if !self.images()?.blob_path(l.digest().as_ref())?.exists() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(value))
+    }
+
+    fn cache_put(&self, key: &str, value: &impl Serialize) -> Result<(), EngineError> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| EngineError::Invalid(format!("build cache: {e}")))?;
+        self.db()?
+            .cache_put(key, &json, &chrono::Utc::now().to_rfc3339())
+    }
+
+    /// A cached step: the stage becomes its result.
     fn cache_hit(
         &self,
         st: &mut StageState,
         key: &str,
         o: &BuildOptions,
     ) -> Result<bool, EngineError> {
-        if o.no_cache {
-            return Ok(false);
-        }
-        let Some(json) = self.db()?.cache_get(key)? else {
+        let Some(state) = self.cache_lookup(key, o, |s: &StepState| s.layers.iter().collect())?
+        else {
             return Ok(false);
         };
-        let Ok(state) = serde_json::from_str::<StepState>(&json) else {
-            return Ok(false);
-        };
-        // Every layer blob must still be in the store (rmi may have collected it).
-        for l in &state.layers {
-            let p = self.images()?.blob_path(l.digest().as_ref())?;
-            if !p.exists() {
-                return Ok(false);
-            }
-        }
         st.state = state;
         st.key = key.to_string();
         Ok(true)
-    }
-
-    fn cache_store(&self, key: &str, state: &StepState) -> Result<(), EngineError> {
-        let json = serde_json::to_string(state)
-            .map_err(|e| EngineError::Invalid(format!("build cache: {e}")))?;
-        self.db()?
-            .cache_put(key, &json, &chrono::Utc::now().to_rfc3339())
     }
 
     /// Makes sure the state's layers are unpacked in the storage driver.
@@ -913,37 +927,18 @@ impl Engine {
         Ok(Some(format!("{uid}:{gid}")))
     }
 
+    /// A cached `COPY --link` layer: stacked onto the stage as it is now.
     fn linked_cache_hit(
         &self,
         st: &mut StageState,
         key: &str,
         o: &BuildOptions,
     ) -> Result<bool, EngineError> {
-        if o.no_cache {
-            return Ok(false);
-        }
-        let Some(json) = self.db()?.cache_get(key)? else {
+        let Some(layer) = self.cache_lookup(key, o, |l: &LinkedLayer| vec![&l.layer])? else {
             return Ok(false);
         };
-        let Ok(layer) = serde_json::from_str::<LinkedLayer>(&json) else {
-            return Ok(false);
-        };
-        if !self
-            .images()?
-            .blob_path(layer.layer.digest().as_ref())?
-            .exists()
-        {
-            return Ok(false);
-        }
         stack_linked(st, &layer, key);
         Ok(true)
-    }
-
-    fn linked_cache_store(&self, key: &str, layer: &LinkedLayer) -> Result<(), EngineError> {
-        let json = serde_json::to_string(layer)
-            .map_err(|e| EngineError::Invalid(format!("build cache: {e}")))?;
-        self.db()?
-            .cache_put(key, &json, &chrono::Utc::now().to_rfc3339())
     }
 
     /// Runs a RUN command in `root` (host network; output streamed with the step number).
