@@ -261,6 +261,18 @@ impl Prober {
         }
     }
 
+    /// True while the container's cgroup is frozen (`pause`): v1's `freezer.state`, v2's
+    /// `cgroup.freeze`, next to the `cgroup.procs` files the probe would join.
+    fn paused(&self) -> bool {
+        self.opts.cgroup_procs.iter().any(|procs| {
+            let Some(dir) = procs.parent() else {
+                return false;
+            };
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            read("freezer.state").trim() == "FROZEN" || read("cgroup.freeze").trim() == "1"
+        })
+    }
+
     fn run(&self, timeout: Duration) -> (i32, String) {
         let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(p) => p,
@@ -363,6 +375,10 @@ pub(crate) fn run_checks(check: &Check, prober: &Prober, dir: &Path, stop: &Atom
         };
         if !sleep_unless(stop, wait) {
             return;
+        }
+        if prober.paused() {
+            // A probe in a frozen cgroup would freeze too (Docker skips them as well).
+            continue;
         }
         let probe_started = started.elapsed();
         let probe = prober.probe(check.timeout);
