@@ -1029,6 +1029,14 @@ fn healthchecks_run_and_report_like_docker() {
         inspect("hc3")["State"]["Health"]["Status"] == "healthy"
     });
     assert!(inspect("hc4")["State"]["Health"].is_null());
+    let healthy = env.ok(&["ps", "-q", "--filter", "health=healthy"]);
+    assert_eq!(healthy.lines().count(), 2, "hc1 and hc3: {healthy}");
+    assert_eq!(
+        env.ok(&["ps", "-q", "--filter", "health=none"])
+            .lines()
+            .count(),
+        1
+    );
     assert!(!env.ok(&["ps", "--filter", "name=hc4"]).contains("health"));
     // Bad flags are refused before anything is created.
     let o = env.run(&["run", "--health-interval", "soon", "busybox", "true"]);

@@ -500,7 +500,7 @@ pub struct PsArgs {
     pub latest: bool,
 }
 
-fn matches_filter(c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
+fn matches_filter(engine: &Engine, c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
     let (k, v) = f
         .split_once('=')
         .with_context(|| format!("invalid filter {f:?}: expected KEY=VALUE"))?;
@@ -517,7 +517,19 @@ fn matches_filter(c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
                 .is_some_and(|x| lv.is_empty() || x == lv)
         }
         "exited" => c.state == State::Exited && c.exit_code.to_string() == v,
-        other => bail!("invalid filter {other:?} (name, id, status, ancestor, label, exited)"),
+        // Docker's values: starting, healthy, unhealthy, none (no check running).
+        "health" => {
+            let h = Health::load(&engine.container_dir(&c.id))
+                .filter(|_| c.state == State::Running)
+                .map(|h| serde_json::to_value(h.status).unwrap_or_default());
+            match h {
+                Some(serde_json::Value::String(s)) => s == v,
+                _ => v == "none",
+            }
+        }
+        other => {
+            bail!("invalid filter {other:?} (name, id, status, ancestor, label, exited, health)")
+        }
     })
 }
 
@@ -561,7 +573,7 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
         }
         let mut ok = true;
         for f in &a.filter {
-            ok &= matches_filter(&c, f)?;
+            ok &= matches_filter(&engine, &c, f)?;
         }
         if !ok {
             continue;
