@@ -728,17 +728,22 @@ impl Engine {
                 let dest = c.dest.clone();
                 let sources = c.sources.clone();
                 let use_ignore = c.from.is_none();
+                let parents = c.parents;
                 let copy = |root: &Path| {
+                    let spec = crate::copy::CopySpec {
+                        sources: &sources,
+                        dest: &dest,
+                        workdir: &workdir,
+                        chown: chown.as_deref(),
+                        chmod: chmod.as_deref(),
+                        is_add,
+                        parents,
+                    };
                     crate::copy::copy_into(
                         &src_root,
                         if use_ignore { Some(ignore) } else { None },
-                        &sources,
                         root,
-                        &dest,
-                        &workdir,
-                        chown.as_deref(),
-                        chmod.as_deref(),
-                        is_add,
+                        &spec,
                     )
                     .map_err(|e| bad(file, line, e))
                 };

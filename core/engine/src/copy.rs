@@ -305,20 +305,38 @@ fn extract(archive: &Path, root: &Path, dest_dir: &str, o: &Owner) -> Result<(),
         .map_err(|e| format!("extracting {}: {e}", archive.display()))
 }
 
-/// The whole COPY/ADD: `sources` (from `src_root`, filtered by `ignore` when it is the
-/// build context) into container path `dest` (relative to `workdir`) of `root`.
-#[allow(clippy::too_many_arguments)]
+/// What one COPY/ADD copies, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct CopySpec<'a> {
+    pub sources: &'a [CopySource],
+    /// Container path; relative ones are relative to `workdir`.
+    pub dest: &'a str,
+    pub workdir: &'a str,
+    pub chown: Option<&'a str>,
+    pub chmod: Option<&'a str>,
+    /// ADD: local archives are extracted, remote URLs refused.
+    pub is_add: bool,
+    /// `--parents`: each source keeps its path below the context (`a/b.txt` → `DEST/a/b.txt`).
+    pub parents: bool,
+}
+
+/// The whole COPY/ADD: `spec.sources` (from `src_root`, filtered by `ignore` when it is the
+/// build context) into `spec.dest` of `root`.
 pub fn copy_into(
     src_root: &Path,
     ignore: Option<&DockerIgnore>,
-    sources: &[CopySource],
     root: &Path,
-    dest: &str,
-    workdir: &str,
-    chown: Option<&str>,
-    chmod: Option<&str>,
-    is_add: bool,
+    spec: &CopySpec<'_>,
 ) -> Result<(), String> {
+    let CopySpec {
+        sources,
+        dest,
+        workdir,
+        chown,
+        chmod,
+        is_add,
+        parents,
+    } = *spec;
     let dest_abs = if dest.starts_with('/') {
         dest.to_string()
     } else {
@@ -361,10 +379,12 @@ pub fn copy_into(
         }
     }
     let dest_is_dir = dest.ends_with('/')
+        || parents
         || expanded.len() + heredocs.len() > 1
         || in_root(root, &dest_abs).is_dir();
     if expanded.len() + heredocs.len() > 1
         && !dest.ends_with('/')
+        && !parents
         && !in_root(root, &dest_abs).is_dir()
     {
         return Err(format!("when using COPY with more than one source file, the destination must be a directory and end with a /: {dest}"));
@@ -396,7 +416,17 @@ pub fn copy_into(
     }
     for (rel, abs) in expanded {
         let md = std::fs::symlink_metadata(&abs).map_err(|e| format!("{}: {e}", abs.display()))?;
-        if md.is_dir() {
+        if parents {
+            // The source's own path below the context, directories included.
+            let target = format!("{}/{}", dest_abs.trim_end_matches('/'), rel);
+            if let Some(parent) = Path::new(&target).parent() {
+                mkdirs(root, &parent.to_string_lossy(), &o)?;
+            }
+            if md.is_dir() {
+                mkdirs(root, &target, &o)?;
+            }
+            copy_tree(&abs, root, &target, ignore, &rel, &o)?;
+        } else if md.is_dir() {
             // A directory's contents are copied, not the directory itself.
             mkdirs(root, &dest_abs, &o)?;
             copy_tree(&abs, root, &dest_abs, ignore, &rel, &o)?;
@@ -482,13 +512,16 @@ mod tests {
         copy_into(
             ctx.path(),
             None,
-            &[p("dir")],
             root.path(),
-            "/out",
-            "/",
-            None,
-            None,
-            false,
+            &CopySpec {
+                sources: &[p("dir")],
+                dest: "/out",
+                workdir: "/",
+                chown: None,
+                chmod: None,
+                is_add: false,
+                parents: false,
+            },
         )
         .unwrap();
         assert!(root.path().join("out/a.txt").is_file());
@@ -497,13 +530,16 @@ mod tests {
         copy_into(
             ctx.path(),
             None,
-            &[p("f.conf")],
             root.path(),
-            "x.conf",
-            "/etc/app",
-            None,
-            Some("600"),
-            false,
+            &CopySpec {
+                sources: &[p("f.conf")],
+                dest: "x.conf",
+                workdir: "/etc/app",
+                chown: None,
+                chmod: Some("600"),
+                is_add: false,
+                parents: false,
+            },
         )
         .unwrap();
         let md = std::fs::metadata(root.path().join("etc/app/x.conf")).unwrap();
@@ -512,13 +548,16 @@ mod tests {
         copy_into(
             ctx.path(),
             None,
-            &[p("*.conf")],
             root.path(),
-            "/confs/",
-            "/",
-            None,
-            None,
-            false,
+            &CopySpec {
+                sources: &[p("*.conf")],
+                dest: "/confs/",
+                workdir: "/",
+                chown: None,
+                chmod: None,
+                is_add: false,
+                parents: false,
+            },
         )
         .unwrap();
         assert!(
@@ -529,41 +568,70 @@ mod tests {
         assert!(copy_into(
             ctx.path(),
             None,
-            &[p("f.conf"), p("g.conf")],
             root.path(),
-            "/one",
-            "/",
-            None,
-            None,
-            false
+            &CopySpec {
+                sources: &[p("f.conf"), p("g.conf")],
+                dest: "/one",
+                workdir: "/",
+                chown: None,
+                chmod: None,
+                is_add: false,
+                parents: false,
+            },
         )
         .is_err());
         // Missing and escaping sources.
         assert!(copy_into(
             ctx.path(),
             None,
-            &[p("nope")],
             root.path(),
-            "/",
-            "/",
-            None,
-            None,
-            false
+            &CopySpec {
+                sources: &[p("nope")],
+                dest: "/",
+                workdir: "/",
+                chown: None,
+                chmod: None,
+                is_add: false,
+                parents: false,
+            },
         )
         .unwrap_err()
         .contains("not found"));
         assert!(copy_into(
             ctx.path(),
             None,
-            &[p("../x")],
             root.path(),
-            "/",
-            "/",
-            None,
-            None,
-            false
+            &CopySpec {
+                sources: &[p("../x")],
+                dest: "/",
+                workdir: "/",
+                chown: None,
+                chmod: None,
+                is_add: false,
+                parents: false,
+            },
         )
         .unwrap_err()
         .contains("outside"));
+        // --parents keeps each source's path below the context.
+        copy_into(
+            ctx.path(),
+            None,
+            root.path(),
+            &CopySpec {
+                sources: &[p("dir/a.txt"), p("dir/sub"), p("*.conf")],
+                dest: "/p",
+                workdir: "/",
+                chown: None,
+                chmod: None,
+                is_add: false,
+                parents: true,
+            },
+        )
+        .unwrap();
+        for f in ["p/dir/a.txt", "p/dir/sub/b.txt", "p/f.conf", "p/g.conf"] {
+            assert!(root.path().join(f).is_file(), "{f}");
+        }
+        assert!(!root.path().join("p/a.txt").exists());
     }
 }
