@@ -24,6 +24,42 @@ fn bt_kill_helper() {
     pull(&store, &remote, &PullOptions::default()).unwrap();
 }
 
+/// Stores an image of one uncompressed layer holding `file` in `src` as
+/// `localhost/bt-NAME:1`, pushes it to `reg` as `bt/NAME:1`; returns the layer, its tar and
+/// the remote reference.
+fn push_one_file_image(
+    reg: &berth_distribution::testing::TestRegistry,
+    src: &ImageStore,
+    name: &str,
+    file: &str,
+    data: Vec<u8>,
+) -> (berth_image::Descriptor, Vec<u8>, String) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    b.append_data(&mut h, file, &data[..]).unwrap();
+    drop(data);
+    let tar = b.into_inner().unwrap();
+    let layer = src
+        .write_blob(&mut &tar[..], "application/vnd.oci.image.layer.v1.tar")
+        .unwrap();
+    let mut config = berth_image::ImageConfiguration::default();
+    config
+        .rootfs_mut()
+        .set_diff_ids(vec![layer.digest().to_string()]);
+    let local = format!("localhost/bt-{name}:1");
+    src.create_image(
+        config,
+        vec![layer.clone()],
+        &[Reference::parse(&local).unwrap()],
+    )
+    .unwrap();
+    let remote = format!("{}/bt/{name}:1", reg.host());
+    push(src, &local, &remote, &PushOptions::default()).unwrap();
+    (layer, tar, remote)
+}
+
 #[test]
 fn killed_pull_leaves_nothing_visible() {
     let Some(reg) = registry(TestAuth::None) else {
@@ -41,36 +77,7 @@ fn killed_pull_leaves_nothing_visible() {
         x ^= x << 17;
         c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
     }
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o644);
-    h.set_size(size as u64);
-    b.append_data(&mut h, "big", &data[..]).unwrap();
-    drop(data);
-    let tar = b.into_inner().unwrap();
-    let layer = src
-        .write_blob(&mut &tar[..], "application/vnd.oci.image.layer.v1.tar")
-        .unwrap();
-    let mut config = berth_image::ImageConfiguration::default();
-    config
-        .rootfs_mut()
-        .set_diff_ids(vec![layer.digest().to_string()]);
-    drop(tar);
-    src.create_image(
-        config,
-        vec![layer.clone()],
-        &[Reference::parse("localhost/bt-kill:1").unwrap()],
-    )
-    .unwrap();
-    let remote = format!("{}/bt/kill:1", reg.host());
-    push(
-        &src,
-        "localhost/bt-kill:1",
-        &remote,
-        &PushOptions::default(),
-    )
-    .unwrap();
-
+    let (layer, _, remote) = push_one_file_image(&reg, &src, "kill", "big", data);
     let root = dir.path().join("dst");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "bt_kill_helper", "--nocapture"])
@@ -133,34 +140,7 @@ fn a_corrupt_partial_download_is_refetched_whole() {
     };
     let dir = tempfile::tempdir().unwrap();
     let src = ImageStore::open(&dir.path().join("src")).unwrap();
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    let data = vec![7u8; 3 << 20];
-    h.set_mode(0o644);
-    h.set_size(data.len() as u64);
-    b.append_data(&mut h, "f", &data[..]).unwrap();
-    let tar = b.into_inner().unwrap();
-    let layer = src
-        .write_blob(&mut &tar[..], "application/vnd.oci.image.layer.v1.tar")
-        .unwrap();
-    let mut config = berth_image::ImageConfiguration::default();
-    config
-        .rootfs_mut()
-        .set_diff_ids(vec![layer.digest().to_string()]);
-    src.create_image(
-        config,
-        vec![layer.clone()],
-        &[Reference::parse("localhost/bt-corrupt:1").unwrap()],
-    )
-    .unwrap();
-    let remote = format!("{}/bt/corrupt:1", reg.host());
-    push(
-        &src,
-        "localhost/bt-corrupt:1",
-        &remote,
-        &PushOptions::default(),
-    )
-    .unwrap();
+    let (layer, tar, remote) = push_one_file_image(&reg, &src, "corrupt", "f", vec![7u8; 3 << 20]);
     // A "partial download" whose bytes are not the blob's: the resumed result fails
     // verification, so the layer is fetched again from the start.
     let root = dir.path().join("dst");
