@@ -24,7 +24,7 @@ mod protocol;
 
 use std::ffi::{c_char, c_int, c_long, CStr, CString};
 
-use protocol::{exec_candidates, Msg, Stage, MSG_ERROR, MSG_EXEC};
+use protocol::{exec_candidates, ExecSearch, Msg, Stage, MSG_ERROR};
 
 /// glibc's `sigset_t` (1024 bits) and `siginfo_t` (128 bytes), only passed by pointer.
 #[repr(C)]
@@ -42,9 +42,6 @@ const F_SETFD: c_int = 2;
 const FD_CLOEXEC: c_int = 1;
 const PR_SET_DUMPABLE: c_int = 4;
 const SYS_CLOSE_RANGE: c_long = 436;
-const ENOENT: c_int = 2;
-const ENOTDIR: c_int = 20;
-const EACCES: c_int = 13;
 
 extern "C" {
     fn sigfillset(set: *mut SigSet) -> c_int;
@@ -140,40 +137,19 @@ fn exec_command(a: &Args, envp: *const *const c_char, env: &[String]) -> ! {
     }
     let argv = null_terminated(&a.argv);
     let arg0 = a.argv[0].to_string_lossy();
-    let mut err = ENOENT;
-    let mut saw_eacces = false;
+    let mut search = ExecSearch::default();
     for c in exec_candidates(&arg0, env) {
         let Ok(path) = CString::new(c) else { continue };
         // SAFETY: NUL-terminated path and NULL-terminated arrays that outlive the call.
         unsafe {
             execve(path.as_ptr(), argv.as_ptr(), envp);
         }
-        match errno() {
-            ENOENT | ENOTDIR => {}
-            EACCES => saw_eacces = true,
-            e => {
-                err = e;
-                break;
-            }
+        if !search.failed(errno()) {
+            break;
         }
     }
-    if saw_eacces && err == ENOENT {
-        err = EACCES;
-    }
-    send(
-        a.status,
-        Msg {
-            tag: MSG_EXEC,
-            stage: 0,
-            index: 0,
-            errno: err,
-        },
-    );
-    let code = if err == ENOENT || err == ENOTDIR {
-        127
-    } else {
-        126
-    };
+    let (msg, code) = search.report();
+    send(a.status, msg);
     // SAFETY: _exit never returns.
     unsafe { _exit(code) }
 }

@@ -57,7 +57,7 @@ use libc::{c_char, c_int, c_ulong};
 use crate::{
     init::InitPlan,
     plan::{Create, Op, ProcPlan, StdioPlan},
-    protocol::{Msg, Stage, MSG_ERROR, MSG_EXEC, MSG_PID, MSG_READY},
+    protocol::{ExecSearch, Msg, Stage, MSG_ERROR, MSG_PID, MSG_READY},
 };
 
 /// Everything the container's first process reads (all prepared in the parent).
@@ -623,44 +623,21 @@ fn exec(status: c_int, p: &ProcPlan) -> ! {
     unsafe {
         libc::umask(0o022);
     }
-    let mut err = libc::ENOENT;
-    let mut saw_eacces = false;
+    let mut search = ExecSearch::default();
     for c in &p.candidates {
         // SAFETY: NUL-terminated path and NULL-terminated pointer arrays into CStrings that
         // the parent built and that live (copied) in this process.
         unsafe {
             libc::execve(c.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr());
         }
-        let e = errno();
-        match e {
-            libc::ENOENT | libc::ENOTDIR => {}
-            libc::EACCES => saw_eacces = true,
-            _ => {
-                err = e;
-                break;
-            }
+        if !search.failed(errno()) {
+            break;
         }
     }
-    if saw_eacces && err == libc::ENOENT {
-        err = libc::EACCES;
-    }
-    send(
-        status,
-        Msg {
-            tag: MSG_EXEC,
-            stage: 0,
-            index: 0,
-            errno: err,
-        },
-    );
+    let (msg, code) = search.report();
+    send(status, msg);
     // SAFETY: _exit never returns.
-    unsafe {
-        libc::_exit(if err == libc::ENOENT || err == libc::ENOTDIR {
-            127
-        } else {
-            126
-        })
-    }
+    unsafe { libc::_exit(code) }
 }
 
 /// Raw fork with extra clone flags (`CLONE_PARENT`).

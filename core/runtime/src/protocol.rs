@@ -125,6 +125,63 @@ pub fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
         .collect()
 }
 
+// Linux errno values (the same on every architecture); `berth-init` has no libc crate.
+const ENOENT: i32 = 2;
+const EACCES: i32 = 13;
+const ENOTDIR: i32 = 20;
+
+/// `execvp`'s verdict over the PATH candidates: ENOENT and ENOTDIR move on to the next
+/// candidate, EACCES too but is remembered (reported when nothing else turns up), any other
+/// error ends the search.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecSearch {
+    err: i32,
+    saw_eacces: bool,
+}
+
+impl Default for ExecSearch {
+    fn default() -> Self {
+        ExecSearch {
+            err: ENOENT,
+            saw_eacces: false,
+        }
+    }
+}
+
+impl ExecSearch {
+    /// Records one failed `execve`; `false` when the search should stop.
+    pub fn failed(&mut self, errno: i32) -> bool {
+        match errno {
+            ENOENT | ENOTDIR => true,
+            EACCES => {
+                self.saw_eacces = true;
+                true
+            }
+            e => {
+                self.err = e;
+                false
+            }
+        }
+    }
+
+    /// The record for the engine and the exit code: 127 when nothing was found, 126 when
+    /// something was found but could not be run.
+    pub fn report(&self) -> (Msg, i32) {
+        let err = if self.saw_eacces && self.err == ENOENT {
+            EACCES
+        } else {
+            self.err
+        };
+        let msg = Msg {
+            tag: MSG_EXEC,
+            stage: 0,
+            index: 0,
+            errno: err,
+        };
+        (msg, if err == ENOENT { 127 } else { 126 })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +197,30 @@ mod tests {
         let r = Msg::from_bytes(&m.to_bytes());
         assert_eq!((r.tag, r.stage, r.index, r.errno), (3, 3, 9, -2));
         assert_eq!(STAGES.len(), Stage::InitExec as usize + 1);
+    }
+
+    #[test]
+    fn exec_search_reports_like_execvp() {
+        assert_eq!(
+            (ENOENT, EACCES, ENOTDIR),
+            (libc::ENOENT, libc::EACCES, libc::ENOTDIR)
+        );
+        let verdict = |errs: &[i32]| {
+            let mut s = ExecSearch::default();
+            for e in errs {
+                if !s.failed(*e) {
+                    break;
+                }
+            }
+            let (m, code) = s.report();
+            (m.errno, code)
+        };
+        assert_eq!(verdict(&[ENOENT, ENOTDIR]), (ENOENT, 127));
+        assert_eq!(verdict(&[EACCES, ENOENT]), (EACCES, 126));
+        assert_eq!(
+            verdict(&[ENOENT, libc::ENOEXEC, EACCES]),
+            (libc::ENOEXEC, 126)
+        );
     }
 
     #[test]
