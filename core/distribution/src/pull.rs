@@ -375,45 +375,31 @@ async fn download_layer(
     );
     let (partial_dir, tmp_dir) = dirs;
     let mut part = Partial::open(&partial_dir, &tmp_dir, &job.digest)?;
-    match fetch_into(&client, &repo, &scopes, &job, &mut part, &progress).await {
-        Ok(Download::Verified { fetched, resumed }) => {
-            part.commit(&job.dest)?;
-            tracing::debug!(digest = %job.digest, fetched, resumed, "layer downloaded and verified");
-            emit(
-                &progress,
-                TransferEvent::BlobDone {
-                    digest: &job.digest,
-                },
-            );
-            Ok((fetched, resumed))
-        }
-        Ok(Download::Bad { resumed: 0, error }) => {
-            part.discard();
-            Err(error)
-        }
-        Ok(Download::Bad { error, .. }) => {
-            // The bytes kept from before may be what is wrong: once more from scratch.
-            tracing::warn!(digest = %job.digest, %error, "resumed download failed verification; starting over");
-            part.restart()?;
-            match fetch_into(&client, &repo, &scopes, &job, &mut part, &progress).await? {
-                Download::Verified { fetched, .. } => {
-                    part.commit(&job.dest)?;
-                    emit(
-                        &progress,
-                        TransferEvent::BlobDone {
-                            digest: &job.digest,
-                        },
-                    );
-                    Ok((fetched, 0))
-                }
-                Download::Bad { error, .. } => {
-                    part.discard();
-                    Err(error)
-                }
+    // Transport and I/O errors (`?`) keep the partial file for the next pull.
+    loop {
+        match fetch_into(&client, &repo, &scopes, &job, &mut part, &progress).await? {
+            Download::Verified { fetched, resumed } => {
+                part.commit(&job.dest)?;
+                tracing::debug!(digest = %job.digest, fetched, resumed, "layer downloaded and verified");
+                emit(
+                    &progress,
+                    TransferEvent::BlobDone {
+                        digest: &job.digest,
+                    },
+                );
+                return Ok((fetched, resumed));
+            }
+            Download::Bad { resumed, error } if resumed > 0 => {
+                // The bytes kept from before may be what is wrong: once more from scratch
+                // (which resumes nothing, so this happens at most once).
+                tracing::warn!(digest = %job.digest, %error, "resumed download failed verification; starting over");
+                part.restart()?;
+            }
+            Download::Bad { error, .. } => {
+                part.discard();
+                return Err(error);
             }
         }
-        // Transport and I/O errors keep the partial file for the next pull.
-        Err(e) => Err(e),
     }
 }
 
