@@ -5,13 +5,15 @@
 //!   `lib/berth/plugins/*.so`, `etc/berth/berth.toml`. The staged binary finds its plugins
 //!   next to itself, so it works without extra flags.
 //! * `test` — builds and stages (debug), then runs every test of the workspace with
-//!   `BERTH_STAGE` pointing at the staged tree.
+//!   `BERTH_STAGE` pointing at the staged tree, then (unless a filter was passed after
+//!   `--`) the tests that need a pure cgroup v2 kernel, in a VM (`vm.rs`).
 //! * `bench` — whole-command timings side by side with peers (see `bench.rs`).
 
 mod bench;
 mod fuzz;
 mod images;
 mod stage;
+mod vm;
 
 use std::process::Command;
 
@@ -42,12 +44,15 @@ fn main() -> Result<()> {
             let mut cmd = Command::new(stage::cargo());
             cmd.current_dir(stage::workspace_root()?)
                 .args(["test", "--workspace"])
-                .args(passthrough)
+                .args(&passthrough)
                 .env("BERTH_STAGE", &dir);
             println!("$ BERTH_STAGE={} cargo test --workspace", dir.display());
             let status = cmd.status().context("running cargo test")?;
             if !status.success() {
                 bail!("tests failed");
+            }
+            if passthrough.is_empty() {
+                vm::cgroup2(&stage::workspace_root()?)?;
             }
             Ok(())
         }

@@ -127,12 +127,15 @@ fn berth_save_loads_in_podman() {
         "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\n",
     )
     .unwrap();
-    let Some(cgroup) = PodmanCgroupParent::new() else {
-        eprintln!(
-            "skipping podman run: no cgroup path below this process's own in every hierarchy"
-        );
+    let cgroup = PodmanCgroupParent::new();
+    if !berth_testkit::require(
+        cgroup.is_some(),
+        "one cgroup path below this process's own in every hierarchy (for podman's cgroup parent)",
+        "run the tests from a cgroup whose hierarchies nest",
+    ) {
         return;
-    };
+    }
+    let Some(cgroup) = cgroup else { return };
     let out = Command::new("podman")
         .arg("--root")
         .arg(dir.path().join("root"))

@@ -589,8 +589,7 @@ fn cgroup_namespace_is_rooted_at_the_group_set_before_start() {
         return;
     }
     let base = std::path::Path::new("/sys/fs/cgroup/pids");
-    if !base.join("cgroup.procs").exists() {
-        eprintln!("skipping: no cgroup v1 pids hierarchy");
+    if !berth_testkit::require_path(base.join("cgroup.procs"), "a cgroup v1 pids hierarchy") {
         return;
     }
     let r = Rootfs::new();

@@ -62,10 +62,9 @@ fn concurrent_processes_lose_no_update() {
 /// whose /etc/resolv.conf points at the responder on a loopback address of this test.
 #[test]
 fn glibc_resolves_bare_and_search_domain_names() {
-    if !std::path::Path::new("/usr/bin/unshare").exists()
-        || !std::path::Path::new("/usr/bin/getent").exists()
+    if !berth_testkit::require_command("unshare", "apt-get install util-linux")
+        || !berth_testkit::require_command("getent", "apt-get install libc-bin")
     {
-        eprintln!("skipped: unshare or getent missing");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

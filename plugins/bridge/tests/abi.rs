@@ -21,8 +21,7 @@ fn cdylib() -> PathBuf {
 
 #[test]
 fn attach_detach_through_the_abi() {
-    if !root() {
-        eprintln!("skipped: needs root");
+    if !berth_testkit::require_root() {
         return;
     }
     let entry = load_plugin(&cdylib());

@@ -10,8 +10,7 @@ use common::*;
 
 macro_rules! need_root {
     () => {
-        if !root() {
-            eprintln!("skipped: needs root");
+        if !berth_testkit::require_root() {
             return;
         }
     };

@@ -10,12 +10,11 @@ use berth_distribution::{Image, ImageStore, Reference};
 /// A registry for one test, or None (with a printed reason) when the
 /// registry binary is missing outside CI. In CI a missing binary fails.
 pub fn registry(auth: TestAuth) -> Option<TestRegistry> {
-    if !TestRegistry::available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "docker-registry is not installed (apt-get install docker-registry)"
-        );
-        eprintln!("SKIP: docker-registry is not installed");
+    if !berth_testkit::require(
+        TestRegistry::available(),
+        "the docker-registry binary",
+        "apt-get install docker-registry",
+    ) {
         return None;
     }
     Some(TestRegistry::start_with(auth).expect("start test registry"))
@@ -106,15 +105,7 @@ pub fn partial_files(store: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// True when `bin` is installed; skips outside CI, fails under it (berth-testkit).
 pub fn have(bin: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        eprintln!("SKIP: {bin} is not installed");
-    }
-    found
+    berth_testkit::require_command(bin, &format!("apt-get install {bin}"))
 }

@@ -81,17 +81,9 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
     zstd::encode_all(data, 3).unwrap()
 }
 
+/// True when `bin` is installed; skips outside CI, fails under it (berth-testkit).
 pub fn have(bin: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        eprintln!("SKIP: {bin} is not installed");
-    }
-    found
+    berth_testkit::require_command(bin, &format!("apt-get install {bin}"))
 }
 
 /// Files currently in the store's temp dir.

@@ -14,22 +14,10 @@ use berth_runtime::{ContainerSpec, ExitStatus, NetworkMode, ProcessSpec, Stdio};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Skips (returns true) when not root or busybox is missing; in CI both are required.
 pub fn skip() -> bool {
-    let ok = is_root() && Path::new("/bin/busybox").exists();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run these tests as root with busybox-static installed"
-        );
-        eprintln!("skipping: needs root and /bin/busybox (busybox-static)");
-    }
-    !ok
+    !(berth_testkit::require_root()
+        && berth_testkit::require_path("/bin/busybox", "apt-get install busybox-static"))
 }
 
 /// A busybox root filesystem in a temp dir, bind-mounted on `/tmp/bt-rt-<pid>-<n>`.

@@ -28,10 +28,6 @@ pub fn uniq() -> String {
     )
 }
 
-pub fn root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// A network namespace `bt-<uniq>` removed on drop.
 pub struct Netns {
     pub name: String,
