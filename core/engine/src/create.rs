@@ -137,6 +137,9 @@ pub fn merge_config(image: &Image, o: &CreateOptions) -> Result<ContainerConfig,
         .into_iter()
         .collect();
     labels.extend(o.labels.clone());
+    if let Some(sig) = &o.stop_signal {
+        crate::parse::parse_signal_number("--stop-signal", sig)?;
+    }
     let network = o.network.clone().unwrap_or_else(|| "bridge".into());
     if !ports.is_empty() && matches!(network.as_str(), "none" | "host") {
         return Err(EngineError::Invalid(format!(
