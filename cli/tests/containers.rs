@@ -1231,3 +1231,68 @@ fn an_image_of_another_platform_runs_with_dockers_warning() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn a_mount_reaching_proc_through_an_image_symlink_is_refused() {
+    let env = Env::new("procln");
+    // busybox with /myproc -> /proc and /mysys -> proc/sys (relative).
+    let tar = common::busybox_tar(&env.root);
+    let rootfs = env.root.join("bbroot");
+    std::os::unix::fs::symlink("/proc", rootfs.join("myproc")).unwrap();
+    std::os::unix::fs::symlink("proc/sys", rootfs.join("mysys")).unwrap();
+    std::fs::remove_file(&tar).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&["import", tar.to_str().unwrap(), "linkbox:latest"]);
+    for dst in ["/myproc", "/mysys"] {
+        let vol = format!("/tmp:{dst}");
+        let o = env.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &vol,
+            "linkbox",
+            "/bin/true",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{dst}: {err}");
+        assert!(err.contains("leads into /proc"), "{dst}: {err}");
+        assert_no_repeated_segment(&err);
+    }
+    // A tmpfs the same way.
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--tmpfs",
+        "/myproc",
+        "linkbox",
+        "/bin/true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    // Elsewhere the same image mounts fine, and /proc is still the container's procfs.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "/tmp:/data",
+        "linkbox",
+        "cat",
+        "/myproc/self/status",
+    ]);
+    assert!(out.contains("Pid:"), "{out}");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(mounts_under(&env.root).is_empty());
+}

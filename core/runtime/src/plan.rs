@@ -40,6 +40,10 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// The child's "errno" for a user mount refused because its destination resolved onto a
+/// procfs (see `Op::Mount::not_on_proc`); above every real errno.
+pub(crate) const ERR_ON_PROC: i32 = 1 << 16;
+
 /// The only paths below `/proc` a mount may cover (runc's list: files lxcfs emulates).
 pub const PROC_MOUNT_TARGETS: &[&str] = &[
     "/proc/cpuinfo",
@@ -119,6 +123,10 @@ pub(crate) enum Op {
         chain: Vec<(CString, CString)>,
         /// Bind-remount read-only after mounting.
         readonly: bool,
+        /// Refuse (EPERM) if the destination resolves onto a procfs: a user mount whose
+        /// path is outside `/proc` reaching it through a symlink of the image (runc
+        /// applies its `/proc` rule to the resolved path).
+        not_on_proc: bool,
     },
     Mknod {
         dir: CString,
@@ -202,7 +210,23 @@ impl Op {
             create,
             chain,
             readonly,
+            not_on_proc: false,
         })
+    }
+
+    /// Marks a user mount: when its path is outside `/proc` (inside it,
+    /// [`check_proc_mount`] already allowed it), it must not resolve onto one.
+    fn outside_proc(mut self) -> Op {
+        if let Op::Mount {
+            target,
+            not_on_proc,
+            ..
+        } = &mut self
+        {
+            let rel = target.to_string_lossy();
+            *not_on_proc = rel != "proc" && !rel.starts_with("proc/");
+        }
+        self
     }
 
     fn in_dev(name: &str) -> Result<(CString, CString), RuntimeError> {
@@ -578,15 +602,18 @@ pub(crate) fn rootfs_ops(
                 } else {
                     Create::File
                 };
-                ops.push(Op::mount(
-                    Some(src),
-                    destination,
-                    None,
-                    MS_BIND | MS_REC,
-                    None,
-                    create,
-                    *read_only,
-                )?);
+                ops.push(
+                    Op::mount(
+                        Some(src),
+                        destination,
+                        None,
+                        MS_BIND | MS_REC,
+                        None,
+                        create,
+                        *read_only,
+                    )?
+                    .outside_proc(),
+                );
             }
             MountSpec::Tmpfs {
                 destination,
@@ -600,15 +627,18 @@ pub(crate) fn rootfs_ops(
                 } else {
                     Some(data.as_str())
                 };
-                ops.push(Op::mount(
-                    Some("tmpfs"),
-                    destination,
-                    Some("tmpfs"),
-                    flags,
-                    data,
-                    Create::Dir,
-                    false,
-                )?);
+                ops.push(
+                    Op::mount(
+                        Some("tmpfs"),
+                        destination,
+                        Some("tmpfs"),
+                        flags,
+                        data,
+                        Create::Dir,
+                        false,
+                    )?
+                    .outside_proc(),
+                );
             }
         }
     }
