@@ -181,6 +181,29 @@ fn init_tracing(level: Option<&str>) {
         .try_init();
 }
 
+/// An error and its causes on one line, `: `-separated, each message once.
+///
+/// Most error types in berth (and in the crates below it) write their cause into their
+/// own message (`"{context}: {source}"`) *and* return it from `source()`, so that `{e}`
+/// alone is a complete sentence wherever an error is formatted into another. Printing the
+/// whole chain (anyhow's `{:#}`) then says every cause twice (`--env-file x: No such
+/// file…: No such file…`). A cause whose text the line already contains adds nothing
+/// and is left out; one that adds something (a bare `anyhow::Context`) is appended.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if msg.is_empty() || out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
 /// Docker's convention: 125 when berth itself failed.
 const EXIT_ENGINE_ERROR: u8 = 125;
 
@@ -190,7 +213,7 @@ fn main() -> ExitCode {
     match cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            eprintln!("berth: {}", render_error(&e));
             ExitCode::from(EXIT_ENGINE_ERROR)
         }
     }
@@ -198,7 +221,65 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use anyhow::Context;
     use clap::CommandFactory;
+
+    fn enoent() -> std::io::Error {
+        std::io::Error::from_raw_os_error(2)
+    }
+
+    /// No `: `-separated segment of the printed line appears twice.
+    fn assert_no_repeats(line: &str) {
+        let segs: Vec<&str> = line.split(": ").collect();
+        for (i, s) in segs.iter().enumerate() {
+            assert!(!segs[i + 1..].contains(s), "{s:?} repeated in {line:?}");
+        }
+    }
+
+    #[test]
+    fn printed_errors_say_each_cause_once() {
+        use berth_engine::EngineError;
+        let errors: Vec<anyhow::Error> = vec![
+            // thiserror: `{context}: {source}` plus #[source].
+            EngineError::io("--env-file /nonexistent", enoent()).into(),
+            EngineError::plugin(
+                "preparing the container's filesystem (storage driver vfs)",
+                berth_abi::PluginError::new(berth_abi::ErrorKind::NotFound, "no such layer"),
+            )
+            .into(),
+            // One error type wrapping another that carries its own source.
+            EngineError::from(berth_image::ImageError::Io {
+                op: "opening archive",
+                path: "/x.tar".into(),
+                source: enoent(),
+            })
+            .into(),
+            // anyhow context on top of a sourced error: the context is kept.
+            Err::<(), _>(EngineError::io("build context /nonexistent", enoent()))
+                .context("berth build")
+                .unwrap_err(),
+            // A bare io error under a context: both parts are printed.
+            Err::<(), _>(enoent())
+                .context("reading the profile")
+                .unwrap_err(),
+        ];
+        for e in &errors {
+            let line = super::render_error(e);
+            assert_no_repeats(&line);
+            // Nothing is lost: every cause's own message is in the line.
+            for cause in e.chain() {
+                assert!(line.contains(&cause.to_string()), "{line:?} lost {cause}");
+            }
+        }
+        assert_eq!(
+            super::render_error(&errors[0]),
+            "--env-file /nonexistent: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            super::render_error(&errors[4]),
+            "reading the profile: No such file or directory (os error 2)"
+        );
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -1046,3 +1046,253 @@ fn healthchecks_run_and_report_like_docker() {
     );
     env.ok(&["rm", "-f", "hc1", "hc2", "hc3", "hc4"]);
 }
+
+/// No `: `-separated part of an error line is said twice (`X: io error: io error`).
+fn assert_no_repeated_segment(stderr: &str) {
+    for line in stderr.lines() {
+        let segs: Vec<&str> = line.split(": ").collect();
+        for (i, s) in segs.iter().enumerate() {
+            assert!(!segs[i + 1..].contains(s), "{s:?} repeated in {line:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_limits_signals_mounts_and_users_are_refused_like_docker() {
+    let env = Env::new("badin");
+    env.import_busybox();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let too_many = (cpus * 1000).to_string();
+    for (flags, says) in [
+        (vec!["-m", "1"], "minimum memory limit allowed is 6MB"),
+        (vec!["-m", "1k"], "minimum memory limit allowed is 6MB"),
+        (
+            vec!["--memory-reservation", "1k"],
+            "minimum memory reservation allowed is 6MB",
+        ),
+        (
+            vec!["--cpus", too_many.as_str()],
+            "range of CPUs is from 0.01 to",
+        ),
+        (vec!["--cpus", "0.001"], "range of CPUs is from 0.01 to"),
+        (vec!["--stop-signal", "FOO"], "signal name or number"),
+        (vec!["--stop-signal", "RTMIN+16"], "signal name or number"),
+        (vec!["-v", "/tmp:/proc"], "not of type proc"),
+        (vec!["-v", "/tmp:/proc/sys"], "inside /proc"),
+        (
+            vec!["--mount", "type=bind,src=/tmp,dst=/proc/self"],
+            "inside /proc",
+        ),
+        (vec!["--tmpfs", "/proc/sys"], "inside /proc"),
+        (
+            vec!["-u", "99999999999"],
+            "uids and gids must be in range 0-2147483647",
+        ),
+        (
+            vec!["-u", "0:4294967296"],
+            "uids and gids must be in range 0-2147483647",
+        ),
+        (vec!["--env-file", "/nonexistent/bt-env"], "No such file"),
+    ] {
+        for verb in ["run", "create"] {
+            let mut args = vec![verb, "--network", "none"];
+            args.extend(flags.iter().copied());
+            args.extend(["busybox", "true"]);
+            let o = env.run(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(125), "{verb} {flags:?}: {err}");
+            assert!(
+                err.contains(flags[0]) && err.contains(says),
+                "{verb} {flags:?}: {err}"
+            );
+            assert_no_repeated_segment(&err);
+        }
+    }
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+
+    // -m 0 (and --memory-swap 0, --cpus 0) is "no limit", as in Docker.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-m",
+        "0",
+        "--memory-swap",
+        "0",
+        "--cpus",
+        "0",
+        "busybox",
+        "echo",
+        "unlimited",
+    ]);
+    assert_eq!(out.trim(), "unlimited");
+
+    // A real-time stop signal is accepted and is what `stop` sends: the trap's exit code,
+    // not SIGKILL's 137 after the timeout.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rt",
+        "--network",
+        "none",
+        "--stop-signal",
+        "SIGRTMIN+3",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' 37; echo ready; while :; do sleep 0.1; done",
+    ]);
+    eventually("the trap is set", || {
+        env.ok(&["logs", "rt"]).contains("ready")
+    });
+    env.ok(&["stop", "-t", "120", "rt"]);
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "rt"])
+            .trim(),
+        "7"
+    );
+    env.ok(&["rm", "rt"]);
+}
+
+#[test]
+fn an_image_of_another_platform_runs_with_dockers_warning() {
+    let env = Env::new("plat");
+    env.import_busybox();
+    // A docker-archive whose config names the other architecture (the layer is the host's
+    // busybox, so it still runs).
+    let dir = env.root.join("armimage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let layer = common::busybox_tar(&dir);
+    std::fs::rename(&layer, dir.join("layer.tar")).unwrap();
+    let sum = std::process::Command::new("sha256sum")
+        .arg(dir.join("layer.tar"))
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    let diff_id = format!("sha256:{}", sum.split_whitespace().next().unwrap());
+    let other = if cfg!(target_arch = "x86_64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    let config = serde_json::json!({
+        "architecture": other,
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let manifest = serde_json::json!([{
+        "Config": "config.json",
+        "RepoTags": ["otherbox:latest"],
+        "Layers": ["layer.tar"],
+    }]);
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    let archive = env.root.join("other.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["manifest.json", "config.json", "layer.tar"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "otherbox",
+        "echo",
+        "ran",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ran");
+    let warning = format!(
+        "WARNING: The requested image's platform (linux/{other}) does not match the detected host platform (linux/"
+    );
+    assert_eq!(err.matches(&warning).count(), 1, "{err}");
+    assert!(
+        err.contains("and no specific platform was requested"),
+        "{err}"
+    );
+    // The host's own images: no warning.
+    let o = env.run(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    assert!(o.status.success());
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("WARNING"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn a_mount_reaching_proc_through_an_image_symlink_is_refused() {
+    let env = Env::new("procln");
+    // busybox with /myproc -> /proc and /mysys -> proc/sys (relative).
+    let tar = common::busybox_tar(&env.root);
+    let rootfs = env.root.join("bbroot");
+    std::os::unix::fs::symlink("/proc", rootfs.join("myproc")).unwrap();
+    std::os::unix::fs::symlink("proc/sys", rootfs.join("mysys")).unwrap();
+    std::fs::remove_file(&tar).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&["import", tar.to_str().unwrap(), "linkbox:latest"]);
+    for dst in ["/myproc", "/mysys"] {
+        let vol = format!("/tmp:{dst}");
+        let o = env.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &vol,
+            "linkbox",
+            "/bin/true",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{dst}: {err}");
+        assert!(err.contains("leads into /proc"), "{dst}: {err}");
+        assert_no_repeated_segment(&err);
+    }
+    // A tmpfs the same way.
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--tmpfs",
+        "/myproc",
+        "linkbox",
+        "/bin/true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    // Elsewhere the same image mounts fine, and /proc is still the container's procfs.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "/tmp:/data",
+        "linkbox",
+        "cat",
+        "/myproc/self/status",
+    ]);
+    assert!(out.contains("Pid:"), "{out}");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(mounts_under(&env.root).is_empty());
+}

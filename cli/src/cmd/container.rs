@@ -59,21 +59,28 @@ impl LimitArgs {
                 None => None,
             })
         };
-        if let Some(c) = self.cpus {
-            if c <= 0.0 {
-                bail!("invalid --cpus value {c}: must be greater than 0");
-            }
-        }
+        let memory = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
+            Ok(match v {
+                Some(s) => parse::parse_memory(flag, s)?,
+                None => None,
+            })
+        };
+        let cpu_quota = match self.cpus {
+            Some(c) => parse::parse_cpus(c, parse::host_cpus())?,
+            None => None,
+        };
         if let Some(w) = self.blkio_weight {
             if !(10..=1000).contains(&w) {
                 bail!("invalid --blkio-weight value {w}: must be between 10 and 1000");
             }
         }
+        // 0 is "not set" for --memory-swap too (Docker); -1 is unlimited swap.
+        let memory_swap = size("--memory-swap", &self.memory_swap)?.filter(|&v| v != 0);
         Ok(LimitsConfig {
-            memory: size("--memory", &self.memory)?,
-            memory_swap: size("--memory-swap", &self.memory_swap)?,
-            memory_reservation: size("--memory-reservation", &self.memory_reservation)?,
-            cpu_quota: self.cpus.map(|c| (c * 100_000.0).round() as i64),
+            memory: memory("-m/--memory", &self.memory)?,
+            memory_swap,
+            memory_reservation: memory("--memory-reservation", &self.memory_reservation)?,
+            cpu_quota,
             cpu_shares: self.cpu_shares,
             cpuset_cpus: self.cpuset_cpus.clone(),
             cpuset_mems: self.cpuset_mems.clone(),

@@ -137,6 +137,17 @@ pub fn merge_config(image: &Image, o: &CreateOptions) -> Result<ContainerConfig,
         .into_iter()
         .collect();
     labels.extend(o.labels.clone());
+    if let Some(u) = &o.user {
+        berth_runtime::validate_user(u).map_err(|e| match e {
+            berth_runtime::RuntimeError::User { reason, .. } => {
+                EngineError::Invalid(format!("invalid -u/--user value {u:?}: {reason}"))
+            }
+            other => EngineError::Invalid(format!("invalid -u/--user value {u:?}: {other}")),
+        })?;
+    }
+    if let Some(sig) = &o.stop_signal {
+        crate::parse::parse_signal_number("--stop-signal", sig)?;
+    }
     let network = o.network.clone().unwrap_or_else(|| "bridge".into());
     if !ports.is_empty() && matches!(network.as_str(), "none" | "host") {
         return Err(EngineError::Invalid(format!(
@@ -188,6 +199,28 @@ pub fn merge_config(image: &Image, o: &CreateOptions) -> Result<ContainerConfig,
     })
 }
 
+/// Docker's warning for an image built for another platform (it runs only through
+/// binfmt emulation, if at all); `None` when the image fits this host. `run`/`create`
+/// take no `--platform`, so no specific platform was ever requested.
+pub fn platform_warning(image: &Image) -> Option<String> {
+    let c = &image.config;
+    let (os, arch) = (c.os().to_string(), c.architecture().to_string());
+    if os.is_empty() || arch.is_empty() {
+        return None;
+    }
+    let wanted = berth_distribution::Platform::new(&os, &arch, c.variant().as_deref());
+    if berth_distribution::Platform::host()
+        .match_score(&wanted)
+        .is_some()
+    {
+        return None;
+    }
+    Some(format!(
+        "The requested image's platform ({wanted}) does not match the detected host platform ({}) and no specific platform was requested",
+        crate::host::platform_text()
+    ))
+}
+
 impl Engine {
     /// Directory of a container's bundle (config.json, rootfs mount point, log, etc files).
     pub fn container_dir(&self, id: &str) -> PathBuf {
@@ -210,6 +243,9 @@ impl Engine {
         }
         let image = self.resolve_or_pull(&o.image, o.pull_always, o.quiet_pull)?;
         let mut config = merge_config(&image, o)?;
+        if let Some(w) = platform_warning(&image) {
+            eprintln!("WARNING: {w}");
+        }
         config.healthcheck =
             crate::health::merge(self.images()?.config_extras(&image)?.healthcheck, &o.health)?;
         if let Some(net) = config.network.strip_prefix("container:") {

@@ -100,6 +100,51 @@ pub fn auto_isolator(setup: &CgroupSetup) -> &'static str {
     }
 }
 
+/// The x86-64 micro-architecture level of this CPU (`v1`…`v4`, the psABI levels), which
+/// Docker shows as the host platform's variant (`linux/amd64/v3`).
+#[cfg(target_arch = "x86_64")]
+fn amd64_level() -> &'static str {
+    use std::arch::is_x86_feature_detected as has;
+    let v2 = has!("cmpxchg16b")
+        && has!("popcnt")
+        && has!("sse3")
+        && has!("sse4.1")
+        && has!("sse4.2")
+        && has!("ssse3");
+    let v3 = v2
+        && has!("avx")
+        && has!("avx2")
+        && has!("bmi1")
+        && has!("bmi2")
+        && has!("f16c")
+        && has!("fma")
+        && has!("lzcnt")
+        && has!("movbe")
+        && has!("xsave");
+    let v4 = v3
+        && has!("avx512f")
+        && has!("avx512bw")
+        && has!("avx512cd")
+        && has!("avx512dq")
+        && has!("avx512vl");
+    match (v2, v3, v4) {
+        (_, _, true) => "v4",
+        (_, true, _) => "v3",
+        (true, _, _) => "v2",
+        _ => "v1",
+    }
+}
+
+/// This host's platform as Docker prints it: `linux/amd64/v3`, `linux/arm64/v8`.
+pub fn platform_text() -> String {
+    let host = berth_distribution::Platform::host();
+    #[cfg(target_arch = "x86_64")]
+    if host.variant.is_none() {
+        return format!("{host}/{}", amd64_level());
+    }
+    host.to_string()
+}
+
 /// `uname -r`.
 pub fn kernel_version() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -110,6 +155,14 @@ pub fn kernel_version() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_platform_names_os_and_arch() {
+        let p = platform_text();
+        assert!(p.starts_with("linux/"), "{p}");
+        #[cfg(target_arch = "x86_64")]
+        assert!(p.starts_with("linux/amd64/v"), "{p}");
+    }
 
     #[test]
     fn detects_something_consistent() {

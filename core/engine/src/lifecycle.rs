@@ -206,11 +206,14 @@ impl Engine {
                 let _ = iso.thaw(&rec.id);
             }
         }
-        let sig = parse_signal(&rec.config.stop_signal).unwrap_or(Signal::SIGTERM);
+        // A number, not a nix `Signal`: a stop signal may be real-time (RTMIN+3).
+        let sig = crate::parse::parse_signal_number("stop signal", &rec.config.stop_signal)
+            .unwrap_or(libc::SIGTERM);
         let t = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         // (pid 0 would signal our own process group: a restarting container has none.)
         if rec.pid > 0 {
-            let _ = kill(Pid::from_raw(rec.pid), sig);
+            // SAFETY: kill(2) takes a pid and a signal number and touches no memory of ours.
+            let _ = unsafe { libc::kill(rec.pid, sig) };
         }
         let r = self.wait_exit(&rec.id, Some(Duration::from_secs(t as u64)))?;
         if r.state.is_live() {

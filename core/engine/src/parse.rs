@@ -137,6 +137,120 @@ pub fn parse_size(flag: &str, s: &str) -> Result<i64, EngineError> {
     Ok(bytes as i64)
 }
 
+/// Docker's smallest memory limit and reservation (`linuxMinMemory`): below it the
+/// container cannot even start its runtime.
+pub const MIN_MEMORY: i64 = 6 << 20;
+
+/// `-m/--memory` and `--memory-reservation`: a size of at least 6 MB; `0` means no limit
+/// (`None`), as in Docker.
+pub fn parse_memory(flag: &str, s: &str) -> Result<Option<i64>, EngineError> {
+    let v = parse_size(flag, s)?;
+    if v == 0 {
+        return Ok(None);
+    }
+    if v < 0 {
+        return Err(bad(flag, s, "size must not be negative"));
+    }
+    if v < MIN_MEMORY {
+        let what = if flag.contains("reservation") {
+            "reservation"
+        } else {
+            "limit"
+        };
+        return Err(bad(
+            flag,
+            s,
+            &format!("minimum memory {what} allowed is 6MB"),
+        ));
+    }
+    Ok(Some(v))
+}
+
+/// How many CPUs this process may run on (its affinity mask, as Docker's `NumCPU`).
+pub fn host_cpus() -> usize {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => {
+            let n = (0..CpuSet::count())
+                .filter(|&i| set.is_set(i).unwrap_or(false))
+                .count();
+            n.max(1)
+        }
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// `--cpus N` as a CFS quota for a 100 ms period; `0` means no limit (`None`), as in
+/// Docker. The range is 0.01 to the CPUs this host has (Docker's message).
+pub fn parse_cpus(value: f64, host_cpus: usize) -> Result<Option<i64>, EngineError> {
+    let s = value.to_string();
+    if value == 0.0 {
+        return Ok(None);
+    }
+    if !value.is_finite() || !(0.01..=host_cpus as f64).contains(&value) {
+        return Err(bad(
+            "--cpus",
+            &s,
+            &format!(
+                "range of CPUs is from 0.01 to {host_cpus}.00, as there are only {host_cpus} CPUs available"
+            ),
+        ));
+    }
+    Ok(Some((value * 100_000.0).round() as i64))
+}
+
+/// Linux's first real-time signal number (glibc reserves 32 and 33; Docker uses 34).
+const SIGRTMIN: i32 = 34;
+/// The last signal number (`_NSIG - 1`).
+const SIGRTMAX: i32 = 64;
+
+/// A signal name or number as Docker accepts it (`--stop-signal`, `STOPSIGNAL`): `SIGTERM`,
+/// `term`, `15`, `RTMIN+3`, `SIGRTMAX-2`. Returns the signal number.
+pub fn parse_signal_number(flag: &str, s: &str) -> Result<i32, EngineError> {
+    let why = "expected a signal name or number, e.g. SIGTERM, TERM, 15 or RTMIN+3";
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=SIGRTMAX).contains(&n) {
+            return Ok(n);
+        }
+        return Err(bad(flag, s, &format!("signal numbers are 1 to {SIGRTMAX}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    // Docker's names: RTMIN, RTMIN+1 … RTMIN+15, RTMAX-14 … RTMAX-1, RTMAX.
+    let offset = |rest: &str, sign: char, max: i32| -> Option<i32> {
+        if rest.is_empty() {
+            return Some(0);
+        }
+        let digits = rest.strip_prefix(sign)?;
+        let n = digits
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))?;
+        (n.to_string() == digits).then_some(n)
+    };
+    let rt_num = if let Some(rest) = name.strip_prefix("RTMIN") {
+        offset(rest, '+', 15).map(|o| SIGRTMIN + o)
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        offset(rest, '-', 14).map(|o| SIGRTMAX - o)
+    } else {
+        None
+    };
+    if let Some(n) = rt_num {
+        return Ok(n);
+    }
+    // Docker's aliases that nix does not know.
+    let name = match name {
+        "CLD" => "CHLD",
+        "POLL" => "IO",
+        "IOT" => "ABRT",
+        other => other,
+    };
+    format!("SIG{name}")
+        .parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| bad(flag, s, why))
+}
+
 /// `-v SRC:DST[:OPTS]`. SRC starting with `/` or `.` is a bind mount, otherwise a named
 /// volume; `-v /path` alone is an anonymous volume.
 pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> {
@@ -162,6 +276,7 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> 
         }
     }
     if src.is_empty() {
+        proc_rule(F, spec, dst, false)?;
         return Ok(MountConfig {
             kind: "volume".into(),
             source: String::new(),
@@ -179,6 +294,7 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> 
                 &format!("the host path {} does not exist", p.display()),
             )
         })?;
+        proc_rule(F, spec, dst, berth_runtime::is_procfs(&p))?;
         return Ok(MountConfig {
             kind: "bind".into(),
             source: p.display().to_string(),
@@ -188,6 +304,7 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> 
         });
     }
     validate_volume_name(src).map_err(|why| bad(F, spec, &why))?;
+    proc_rule(F, spec, dst, false)?;
     Ok(MountConfig {
         kind: "volume".into(),
         source: src.into(),
@@ -195,6 +312,12 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> 
         read_only,
         options: String::new(),
     })
+}
+
+/// runc refuses mounts over `/proc` (unless of a procfs) and inside it (but for a few
+/// files); say so at create, naming the flag, rather than when the container starts.
+fn proc_rule(flag: &str, spec: &str, dst: &str, source_is_procfs: bool) -> Result<(), EngineError> {
+    berth_runtime::check_proc_mount(dst, source_is_procfs).map_err(|why| bad(flag, spec, &why))
 }
 
 pub fn validate_volume_name(name: &str) -> Result<(), String> {
@@ -246,17 +369,20 @@ pub fn parse_mount(spec: &str, cwd: &Path) -> Result<MountConfig, EngineError> {
                     &format!("bind source path {} does not exist", p.display()),
                 )
             })?;
+            proc_rule(F, spec, &dst, berth_runtime::is_procfs(&p))?;
             src = p.display().to_string();
         }
         "volume" => {
             if !src.is_empty() {
                 validate_volume_name(&src).map_err(|why| bad(F, spec, &why))?;
             }
+            proc_rule(F, spec, &dst, false)?;
         }
         "tmpfs" => {
             if !src.is_empty() {
                 return Err(bad(F, spec, "tmpfs mounts take no source"));
             }
+            proc_rule(F, spec, &dst, false)?;
         }
         other => {
             return Err(bad(
@@ -281,6 +407,7 @@ pub fn parse_tmpfs(spec: &str) -> Result<MountConfig, EngineError> {
     if !dst.starts_with('/') {
         return Err(bad("--tmpfs", spec, "the container path must be absolute"));
     }
+    proc_rule("--tmpfs", spec, dst, false)?;
     Ok(MountConfig {
         kind: "tmpfs".into(),
         source: String::new(),
@@ -416,6 +543,106 @@ mod tests {
         assert!(parse_volume("data:relative", Path::new("/")).is_err());
         assert!(parse_volume("a:/x:bogus", Path::new("/")).is_err());
         assert!(parse_volume("b@d:/x", Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn memory_limits_like_docker() {
+        assert_eq!(parse_memory("-m/--memory", "0").unwrap(), None);
+        assert_eq!(parse_memory("-m/--memory", "0b").unwrap(), None);
+        assert_eq!(parse_memory("-m/--memory", "6m").unwrap(), Some(6 << 20));
+        assert_eq!(parse_memory("-m/--memory", "1g").unwrap(), Some(1 << 30));
+        for small in ["1", "1k", "6291455", "5m"] {
+            let e = parse_memory("-m/--memory", small).unwrap_err().to_string();
+            assert!(e.contains("-m/--memory"), "{small}: {e}");
+            assert!(
+                e.contains("minimum memory limit allowed is 6MB"),
+                "{small}: {e}"
+            );
+        }
+        let e = parse_memory("--memory-reservation", "1k")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("minimum memory reservation allowed is 6MB"),
+            "{e}"
+        );
+        assert!(parse_memory("-m/--memory", "-1").is_err());
+    }
+
+    #[test]
+    fn cpus_within_the_host() {
+        assert_eq!(parse_cpus(0.0, 2).unwrap(), None);
+        assert_eq!(parse_cpus(0.5, 2).unwrap(), Some(50_000));
+        assert_eq!(parse_cpus(2.0, 2).unwrap(), Some(200_000));
+        assert_eq!(parse_cpus(0.01, 2).unwrap(), Some(1_000));
+        for v in [1000.0, 2.01, 0.001, -1.0, f64::NAN, f64::INFINITY] {
+            let e = parse_cpus(v, 2).unwrap_err().to_string();
+            assert!(
+                e.contains("--cpus")
+                    && e.contains(
+                        "range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+                    ),
+                "{v}: {e}"
+            );
+        }
+        assert!(host_cpus() >= 1);
+    }
+
+    #[test]
+    fn signals_like_docker() {
+        let sig = |s: &str| parse_signal_number("--stop-signal", s);
+        assert_eq!(sig("SIGTERM").unwrap(), libc::SIGTERM);
+        assert_eq!(sig("term").unwrap(), libc::SIGTERM);
+        assert_eq!(sig("SIGKILL").unwrap(), libc::SIGKILL);
+        assert_eq!(sig("9").unwrap(), 9);
+        assert_eq!(sig("64").unwrap(), 64);
+        assert_eq!(sig("usr1").unwrap(), libc::SIGUSR1);
+        assert_eq!(sig("CLD").unwrap(), libc::SIGCHLD);
+        assert_eq!(sig("SIGIOT").unwrap(), libc::SIGABRT);
+        assert_eq!(sig("RTMIN").unwrap(), 34);
+        assert_eq!(sig("RTMIN+3").unwrap(), 37);
+        assert_eq!(sig("SIGRTMIN+15").unwrap(), 49);
+        assert_eq!(sig("rtmax-14").unwrap(), 50);
+        assert_eq!(sig("RTMAX").unwrap(), 64);
+        for bad in [
+            "FOO", "SIGFOO", "", "0", "65", "-1", "RTMIN+16", "RTMIN+0", "RTMIN-1", "RTMAX-15",
+            "RTMAX+1", "RTMIN+03", "SIG",
+        ] {
+            let e = sig(bad).unwrap_err().to_string();
+            assert!(e.contains("--stop-signal"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn mounts_over_or_inside_proc_are_refused() {
+        let tmp = std::env::temp_dir();
+        let t = tmp.display();
+        for (spec, why) in [
+            (format!("{t}:/proc"), "not of type proc"),
+            (format!("{t}:/proc/sys"), "inside /proc"),
+            (format!("{t}:/proc/self/:ro"), "inside /proc"),
+            ("data:/proc/x".to_string(), "inside /proc"),
+            ("/proc/1".to_string(), "inside /proc"),
+        ] {
+            let e = parse_volume(&spec, Path::new("/")).unwrap_err().to_string();
+            assert!(e.contains("-v/--volume") && e.contains(why), "{spec}: {e}");
+        }
+        // A procfs over /proc and the files lxcfs emulates are allowed, as by runc.
+        parse_volume("/proc:/proc", Path::new("/")).unwrap();
+        parse_volume(&format!("{t}/:/proc/cpuinfo"), Path::new("/")).unwrap();
+        parse_volume(&format!("{t}:/procedures"), Path::new("/")).unwrap();
+        let e = parse_mount(&format!("type=bind,src={t},dst=/proc"), Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--mount") && e.contains("not of type proc"),
+            "{e}"
+        );
+        assert!(parse_mount("type=tmpfs,dst=/proc/sys", Path::new("/")).is_err());
+        assert!(parse_mount("type=volume,dst=/proc", Path::new("/")).is_err());
+        let e = parse_tmpfs("/proc").unwrap_err().to_string();
+        assert!(e.contains("--tmpfs") && e.contains("/proc"), "{e}");
+        parse_tmpfs("/run").unwrap();
     }
 
     #[test]

@@ -292,6 +292,17 @@ fn opt_ptr(c: &Option<std::ffi::CString>) -> *const c_char {
     c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
 }
 
+/// Whether `fd` is on a procfs (`PROC_SUPER_MAGIC`).
+fn on_procfs(fd: c_int) -> bool {
+    // SAFETY: StatFs is plain integers; all-zero is a valid value.
+    let mut st: StatFs = unsafe { std::mem::zeroed() };
+    // SAFETY: the raw fstatfs system call fills the kernel's struct statfs we own.
+    if unsafe { libc::syscall(libc::SYS_fstatfs, fd, &mut st as *mut StatFs) } < 0 {
+        return false;
+    }
+    st.f_type == 0x9fa0
+}
+
 /// Flags that a bind remount must keep (they may be locked).
 fn locked_flags(fd: c_int) -> c_ulong {
     // SAFETY: StatFs is plain integers; all-zero is a valid value.
@@ -346,8 +357,13 @@ fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
             create,
             chain,
             readonly,
+            not_on_proc,
         } => {
             let fd = open_target(root, target, chain, *create)?;
+            if *not_on_proc && on_procfs(fd) {
+                close(fd);
+                return Err(crate::plan::ERR_ON_PROC);
+            }
             let r = mount(
                 opt_ptr(source),
                 fd_path(fd, &mut buf),

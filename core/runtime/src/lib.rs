@@ -33,7 +33,9 @@ mod user;
 pub use caps::{capability_mask, mask_names, parse_capability, DEFAULT_CAPS};
 pub use error::RuntimeError;
 pub use oci::to_oci_config;
-pub use plan::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
+pub use plan::{
+    check_proc_mount, is_procfs, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, PROC_MOUNT_TARGETS,
+};
 pub use process::{create, exec, Created, ExitStatus, Started};
 pub use spec::{ContainerSpec, ExecOptions, MountSpec, NetworkMode, ProcessSpec, Stdio};
-pub use user::resolve_user;
+pub use user::{resolve_user, validate_user};

@@ -40,6 +40,61 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// The child's "errno" for a user mount refused because its destination resolved onto a
+/// procfs (see `Op::Mount::not_on_proc`); above every real errno.
+pub(crate) const ERR_ON_PROC: i32 = 1 << 16;
+
+/// The only paths below `/proc` a mount may cover (runc's list: files lxcfs emulates).
+pub const PROC_MOUNT_TARGETS: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// Whether `path` (on the host) is on a procfs.
+pub fn is_procfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
+/// runc's rule for mounts at or below `/proc` (`checkProcMount`), on the normalised
+/// container path: over `/proc` itself only a procfs (`source_is_procfs`: a bind of one);
+/// below it only [`PROC_MOUNT_TARGETS`]. Anything else would hide or replace the kernel's
+/// view of the container (its `/proc/self`, `/proc/sys`, the masked paths). Returns the
+/// reason as text for the caller to put in context.
+pub fn check_proc_mount(destination: &str, source_is_procfs: bool) -> Result<(), String> {
+    let rel = match container_rel(destination) {
+        Ok((rel, _)) => rel,
+        // Not absolute or with `..`: refused with its own message where it is mounted.
+        Err(_) => return Ok(()),
+    };
+    if rel == "proc" {
+        if source_is_procfs {
+            return Ok(());
+        }
+        return Err("/proc cannot be mounted because it is not of type proc".into());
+    }
+    if rel.starts_with("proc/") {
+        let abs = format!("/{rel}");
+        if PROC_MOUNT_TARGETS.contains(&abs.as_str()) {
+            return Ok(());
+        }
+        return Err(format!(
+            "{abs} cannot be mounted because it is inside /proc (only {} may be)",
+            PROC_MOUNT_TARGETS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 fn cstr(s: &str, what: &str) -> Result<CString, RuntimeError> {
     CString::new(s)
         .map_err(|_| RuntimeError::InvalidSpec(format!("{what} {s:?} contains a NUL byte")))
@@ -68,6 +123,10 @@ pub(crate) enum Op {
         chain: Vec<(CString, CString)>,
         /// Bind-remount read-only after mounting.
         readonly: bool,
+        /// Refuse (EPERM) if the destination resolves onto a procfs: a user mount whose
+        /// path is outside `/proc` reaching it through a symlink of the image (runc
+        /// applies its `/proc` rule to the resolved path).
+        not_on_proc: bool,
     },
     Mknod {
         dir: CString,
@@ -151,7 +210,23 @@ impl Op {
             create,
             chain,
             readonly,
+            not_on_proc: false,
         })
+    }
+
+    /// Marks a user mount: when its path is outside `/proc` (inside it,
+    /// [`check_proc_mount`] already allowed it), it must not resolve onto one.
+    fn outside_proc(mut self) -> Op {
+        if let Op::Mount {
+            target,
+            not_on_proc,
+            ..
+        } = &mut self
+        {
+            let rel = target.to_string_lossy();
+            *not_on_proc = rel != "proc" && !rel.starts_with("proc/");
+        }
+        self
     }
 
     fn in_dev(name: &str) -> Result<(CString, CString), RuntimeError> {
@@ -519,40 +594,51 @@ pub(crate) fn rootfs_ops(
                 let src = source.to_str().ok_or_else(|| {
                     RuntimeError::InvalidSpec(format!("bind source {source:?} is not UTF-8"))
                 })?;
+                check_proc_mount(destination, is_procfs(source)).map_err(|why| {
+                    RuntimeError::InvalidSpec(format!("bind mount of {}: {why}", source.display()))
+                })?;
                 let create = if meta.is_dir() {
                     Create::Dir
                 } else {
                     Create::File
                 };
-                ops.push(Op::mount(
-                    Some(src),
-                    destination,
-                    None,
-                    MS_BIND | MS_REC,
-                    None,
-                    create,
-                    *read_only,
-                )?);
+                ops.push(
+                    Op::mount(
+                        Some(src),
+                        destination,
+                        None,
+                        MS_BIND | MS_REC,
+                        None,
+                        create,
+                        *read_only,
+                    )?
+                    .outside_proc(),
+                );
             }
             MountSpec::Tmpfs {
                 destination,
                 options,
             } => {
+                check_proc_mount(destination, false)
+                    .map_err(|why| RuntimeError::InvalidSpec(format!("tmpfs mount: {why}")))?;
                 let (flags, data) = tmpfs_options(options)?;
                 let data = if data.is_empty() {
                     None
                 } else {
                     Some(data.as_str())
                 };
-                ops.push(Op::mount(
-                    Some("tmpfs"),
-                    destination,
-                    Some("tmpfs"),
-                    flags,
-                    data,
-                    Create::Dir,
-                    false,
-                )?);
+                ops.push(
+                    Op::mount(
+                        Some("tmpfs"),
+                        destination,
+                        Some("tmpfs"),
+                        flags,
+                        data,
+                        Create::Dir,
+                        false,
+                    )?
+                    .outside_proc(),
+                );
             }
         }
     }
@@ -658,6 +744,37 @@ mod tests {
         assert!(container_rel("/a/../../etc").is_err());
         assert!(container_rel("relative").is_err());
         assert_eq!(container_rel("/").unwrap().0, "");
+    }
+
+    #[test]
+    fn proc_mounts_follow_runc() {
+        for ok in [
+            "/data",
+            "/procfoo",
+            "/proc/cpuinfo",
+            "/proc//meminfo",
+            "/proc/net/dev",
+            "/sys",
+        ] {
+            check_proc_mount(ok, false).unwrap();
+        }
+        check_proc_mount("/proc", true).unwrap();
+        check_proc_mount("/proc/", true).unwrap();
+        let e = check_proc_mount("/proc", false).unwrap_err();
+        assert!(e.contains("not of type proc"), "{e}");
+        for bad in [
+            "/proc/sys",
+            "/proc/self",
+            "/proc/sys/kernel",
+            "/proc/1/root",
+            "/./proc/kcore",
+        ] {
+            let e = check_proc_mount(bad, true).unwrap_err();
+            assert!(e.contains("inside /proc"), "{bad}: {e}");
+        }
+        assert!(is_procfs(Path::new("/proc")));
+        assert!(is_procfs(Path::new("/proc/self")));
+        assert!(!is_procfs(Path::new("/")));
     }
 
     #[test]

@@ -155,6 +155,17 @@ fn raw_clone(flags: libc::c_int) -> Result<libc::pid_t, RuntimeError> {
 }
 
 fn setup_error(msg: Msg, ops: &[Op], what: &str) -> RuntimeError {
+    if msg.stage == Stage::Op as u32 && msg.errno == crate::plan::ERR_ON_PROC {
+        let op = ops
+            .get(msg.index as usize)
+            .map(Op::describe)
+            .unwrap_or_default();
+        return RuntimeError::InvalidSpec(format!(
+            "{op}: the destination leads into /proc through a symlink in the image, and a \
+             mount there would hide or replace the kernel's files (runc's rule allows only \
+             a procfs on /proc and a few files inside it)"
+        ));
+    }
     let stage = STAGES.get(msg.stage as usize).copied().unwrap_or("setup");
     let object = if msg.stage == Stage::Op as u32 {
         ops.get(msg.index as usize)

@@ -140,8 +140,32 @@ fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
     })
 }
 
-fn parse_id(s: &str) -> Option<u32> {
-    s.parse::<u32>().ok().filter(|&n| n != u32::MAX)
+/// The largest uid or gid runc (and so Docker) accepts: a non-negative `int32`.
+const MAX_ID: u64 = i32::MAX as u64;
+
+/// A numeric uid/gid: `Ok(None)` for a name, an error for a number out of range (which
+/// would otherwise be looked up as a name and reported as a missing user).
+fn parse_id(s: &str) -> Result<Option<u32>, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n <= MAX_ID => Ok(Some(n as u32)),
+        _ => Err(format!("uids and gids must be in range 0-{MAX_ID}")),
+    }
+}
+
+/// Checks the numeric parts of a `--user` value (`uid[:gid]`) without a root filesystem,
+/// so `create` can refuse an id out of range before anything is made.
+pub fn validate_user(user: &str) -> Result<(), RuntimeError> {
+    let (u, g) = user.split_once(':').unwrap_or((user, ""));
+    for part in [u, g] {
+        parse_id(part).map_err(|reason| RuntimeError::User {
+            user: user.to_string(),
+            reason,
+        })?;
+    }
+    Ok(())
 }
 
 /// Resolves a Docker `--user` value against `/etc/passwd` and `/etc/group` inside `rootfs`.
@@ -175,14 +199,19 @@ pub(crate) fn resolve_at(
         None => (user, None),
     };
     let upart = if upart.is_empty() { "0" } else { upart };
+    let numeric_uid = parse_id(upart).map_err(err)?;
+    let numeric_gid = match gpart {
+        Some(g) => parse_id(g).map_err(err)?,
+        None => None,
+    };
     let passwd = read_in_root(root, rootfs, "etc/passwd")?;
     let entry = passwd.as_deref().and_then(|p| {
-        passwd_entries(p).find(|e| match parse_id(upart) {
+        passwd_entries(p).find(|e| match numeric_uid {
             Some(uid) => e.uid == uid,
             None => e.name == upart,
         })
     });
-    let (uid, mut gid, home, name) = match (&entry, parse_id(upart)) {
+    let (uid, mut gid, home, name) = match (&entry, numeric_uid) {
         (Some(e), _) => (e.uid, e.gid, e.home.to_string(), Some(e.name.to_string())),
         (None, Some(uid)) => (uid, 0, "/".to_string(), None),
         (None, None) => {
@@ -195,7 +224,7 @@ pub(crate) fn resolve_at(
     };
     let group = read_in_root(root, rootfs, "etc/group")?;
     if let Some(g) = gpart.filter(|g| !g.is_empty()) {
-        gid = match parse_id(g) {
+        gid = match numeric_gid {
             Some(n) => n,
             None => group
                 .as_deref()
@@ -264,6 +293,30 @@ mod tests {
             (4242, 0, vec![0], "/".to_string())
         );
         assert_eq!(resolve_user(d.path(), "4242:7").unwrap().1, 7);
+    }
+
+    #[test]
+    fn ids_out_of_range_say_so() {
+        let d = root();
+        for user in [
+            "99999999999",
+            "2147483648",
+            "0:99999999999",
+            "alice:4294967296",
+        ] {
+            let e = resolve_user(d.path(), user).unwrap_err().to_string();
+            assert!(
+                e.contains("uids and gids must be in range 0-2147483647"),
+                "{user}: {e}"
+            );
+            let e = validate_user(user).unwrap_err().to_string();
+            assert!(e.contains("range 0-2147483647"), "{user}: {e}");
+        }
+        // The largest id is still a number, not a name to look up.
+        assert_eq!(resolve_user(d.path(), "2147483647").unwrap().0, 2147483647);
+        for user in ["", "alice", "1000:50", "2147483647:0", "nobody:nogroup"] {
+            validate_user(user).unwrap();
+        }
     }
 
     #[test]
