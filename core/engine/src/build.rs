@@ -27,7 +27,8 @@ use oci_spec::image::{Config, HistoryBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{container::new_id, Engine, EngineError};
+use crate::{container::new_id, copy::SourceRoot, Engine, EngineError};
+use rustix::fs::FileType;
 
 /// `berth build` flags.
 #[derive(Debug, Clone, Default)]
@@ -174,6 +175,18 @@ fn health_config(h: &Healthcheck) -> HealthConfig {
     }
 }
 
+/// The context's `.dockerignore` (read below the context root); none means nothing excluded.
+fn load_ignore(context: &SourceRoot) -> Result<DockerIgnore, EngineError> {
+    match context
+        .read(".dockerignore")
+        .map_err(EngineError::Invalid)?
+    {
+        Some(text) => DockerIgnore::parse(".dockerignore", &String::from_utf8_lossy(&text))
+            .map_err(|e| EngineError::Invalid(e.to_string())),
+        None => Ok(DockerIgnore::default()),
+    }
+}
+
 fn bad(file: &str, line: usize, msg: impl std::fmt::Display) -> EngineError {
     EngineError::Invalid(format!("{file}:{line}: {msg}"))
 }
@@ -280,15 +293,38 @@ impl Engine {
                 context.display()
             )));
         }
+        // Everything read from the context goes through this root: its symlinks resolve
+        // inside it, never on the host.
+        let sources = SourceRoot::open(&context, "build context").map_err(EngineError::Invalid)?;
         let (file_name, text) = match (&o.dockerfile_text, &o.dockerfile) {
             (Some(t), _) => ("Dockerfile".to_string(), t.clone()),
-            (None, p) => {
-                let path = match p {
-                    Some(p) if p.is_absolute() => p.clone(),
-                    Some(p) => std::env::current_dir()
+            (None, None) => (
+                "Dockerfile".to_string(),
+                sources
+                    .read("Dockerfile")
+                    .map_err(EngineError::Invalid)?
+                    .ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "no Dockerfile in the build context {} (name another one with -f)",
+                            context.display()
+                        ))
+                    })
+                    .and_then(|b| {
+                        String::from_utf8(b).map_err(|_| {
+                            EngineError::Invalid(format!(
+                                "{}: the Dockerfile is not UTF-8 text",
+                                context.join("Dockerfile").display()
+                            ))
+                        })
+                    })?,
+            ),
+            (None, Some(p)) => {
+                let path = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    std::env::current_dir()
                         .map(|d| d.join(p))
-                        .unwrap_or_else(|_| p.clone()),
-                    None => context.join("Dockerfile"),
+                        .unwrap_or_else(|_| p.clone())
                 };
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
@@ -325,8 +361,7 @@ impl Engine {
                 plan.unused_build_args.join(", ")
             ));
         }
-        let ignore =
-            DockerIgnore::load(&context).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let ignore = load_ignore(&sources)?;
         let _lease = self.images()?.lease()?;
         let mut stages: BTreeMap<usize, StageState> = BTreeMap::new();
         let mut step_no = 0usize;
@@ -335,7 +370,7 @@ impl Engine {
                 &plan,
                 stage,
                 &stages,
-                &context,
+                &sources,
                 &ignore,
                 o,
                 out,
@@ -381,7 +416,7 @@ impl Engine {
         plan: &BuildPlan,
         stage: &berth_dockerfile::PlannedStage,
         done: &BTreeMap<usize, StageState>,
-        context: &Path,
+        context: &SourceRoot,
         ignore: &DockerIgnore,
         o: &BuildOptions,
         out: &mut dyn BuildOutput,
@@ -526,7 +561,7 @@ impl Engine {
         file: &str,
         args_key: &str,
         done: &BTreeMap<usize, StageState>,
-        context: &Path,
+        context: &SourceRoot,
         ignore: &DockerIgnore,
         o: &BuildOptions,
         out: &mut dyn BuildOutput,
@@ -715,10 +750,17 @@ impl Engine {
                 } else {
                     None
                 };
-                let src_root = view
-                    .as_ref()
-                    .map(|v| v.mount.clone())
-                    .unwrap_or_else(|| context.to_path_buf());
+                let view_root = match &view {
+                    Some(v) => Some(
+                        SourceRoot::open(
+                            &v.mount,
+                            &format!("files of --from={}", c.from.as_deref().unwrap_or_default()),
+                        )
+                        .map_err(|e| bad(file, line, e))?,
+                    ),
+                    None => None,
+                };
+                let src_root = view_root.as_ref().unwrap_or(context);
                 let chown = match &link_owner {
                     // Names were resolved against the stage's own /etc/passwd.
                     Some(owner) => owner.clone(),
@@ -740,7 +782,7 @@ impl Engine {
                         parents,
                     };
                     crate::copy::copy_into(
-                        &src_root,
+                        src_root,
                         if use_ignore { Some(ignore) } else { None },
                         root,
                         &spec,
@@ -749,11 +791,13 @@ impl Engine {
                 };
                 if link_owner.is_some() {
                     let layer = self.linked_layer(&by, copy)?;
+                    drop(view_root);
                     drop(view);
                     self.cache_put(&key, &layer)?;
                     stack_linked(st, &layer, &key);
                 } else {
                     self.layer_step(st, &by, copy)?;
+                    drop(view_root);
                     drop(view);
                     st.key = key.clone();
                     self.cache_put(&key, &st.state)?;
@@ -1098,7 +1142,7 @@ fn desc_short(c: &berth_dockerfile::Copy) -> String {
 
 /// Content hash of COPY sources in the context (paths, modes, link targets, contents).
 fn hash_sources(
-    context: &Path,
+    context: &SourceRoot,
     ignore: &DockerIgnore,
     sources: &[CopySource],
 ) -> Result<String, String> {
@@ -1110,20 +1154,19 @@ fn hash_sources(
                 h.update(d.content.as_bytes());
             }
             CopySource::Path(p) => {
-                for (rel, abs) in crate::copy::expand_sources(context, p, Some(ignore))? {
-                    crate::copy::walk(&abs, &rel, Some(ignore), &mut |rel, path, md| {
-                        use std::os::unix::fs::MetadataExt;
+                for src in crate::copy::expand_sources(context, p, Some(ignore))? {
+                    crate::copy::walk(&src, Some(ignore), &mut |rel, e| {
                         h.update(rel.as_bytes());
-                        h.update(md.mode().to_le_bytes());
-                        if md.file_type().is_symlink() {
-                            if let Ok(t) = std::fs::read_link(path) {
-                                h.update(t.as_os_str().as_encoded_bytes());
+                        h.update(e.mode().to_le_bytes());
+                        match e.kind() {
+                            FileType::Symlink => {
+                                h.update(e.read_link()?.as_os_str().as_encoded_bytes());
                             }
-                        } else if md.is_file() {
-                            let mut f = std::fs::File::open(path)
-                                .map_err(|e| format!("{}: {e}", path.display()))?;
-                            std::io::copy(&mut f, &mut h)
-                                .map_err(|e| format!("{}: {e}", path.display()))?;
+                            FileType::RegularFile => {
+                                let mut f = e.open()?;
+                                std::io::copy(&mut f, &mut h).map_err(|x| format!("{rel}: {x}"))?;
+                            }
+                            _ => {}
                         }
                         Ok(())
                     })?;
