@@ -98,6 +98,32 @@ struct StageState {
     env: StageEnv,
     /// Cache key of the state so far.
     key: String,
+    /// The runtime config as metadata steps changed it, not yet written back into
+    /// `state.config` (which is stale while this is set).
+    pending: Option<Config>,
+    /// How often the whole config was copied out of the state: once per run of metadata
+    /// steps, not once per step (a test holds it to that).
+    config_copies: usize,
+}
+
+impl StageState {
+    /// The runtime config to change in place (taken out of the state once per run of
+    /// metadata steps, not cloned per step).
+    fn config_mut(&mut self) -> &mut Config {
+        if self.pending.is_none() {
+            self.config_copies += 1;
+        }
+        let state = &self.state;
+        self.pending
+            .get_or_insert_with(|| state.config.config().clone().unwrap_or_default())
+    }
+
+    /// Writes the working config back into the state.
+    fn flush_config(&mut self) {
+        if let Some(c) = self.pending.take() {
+            self.state.config.set_config(Some(c));
+        }
+    }
 }
 
 /// `name i/total` (or `i/total`) of a step inside `[...]`.
@@ -488,7 +514,13 @@ impl Engine {
         let env = plan
             .stage_env(stage)
             .with_base(&base_env, base_workdir.as_deref(), None);
-        let mut st = StageState { state, env, key };
+        let mut st = StageState {
+            state,
+            env,
+            key,
+            pending: None,
+            config_copies: 0,
+        };
         let mut instructions = parse_triggers(&file, stage.line, &triggers)?;
         if !instructions.is_empty() {
             out.line(&format!(
@@ -548,6 +580,7 @@ impl Engine {
                 t.elapsed().as_secs_f64()
             ));
         }
+        st.flush_config();
         Ok(st)
     }
 
@@ -571,91 +604,19 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let desc = format!("{kind:?}");
         let original = original.trim().to_string();
-        let mut cfg = st.state.config.config().clone().unwrap_or_default();
-        let meta = |st: &mut StageState, cfg: Config, by: String| {
-            st.state.config.set_config(Some(cfg));
-            push_history(&mut st.state.config, &by, true);
-            st.key = sha(&[&st.key, &desc, args_key]);
-        };
+        // Metadata steps edit the stage's working copy of the config in place (cloning it
+        // per step made a Dockerfile of N LABELs O(N²)); steps that read or store the
+        // whole state get it written back first.
+        if matches!(
+            kind,
+            InstructionKind::Run(_) | InstructionKind::Copy(_) | InstructionKind::Add(_)
+        ) {
+            st.flush_config();
+        }
+        if apply_metadata(st, kind, &desc, &original, args_key) {
+            return Ok(false);
+        }
         match kind {
-            InstructionKind::Env(_) => {
-                cfg.set_env(Some(st.env.image_env()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Workdir(_) => {
-                cfg.set_working_dir(Some(st.env.workdir().to_string()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::User(u) => {
-                cfg.set_user(Some(u.clone()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Cmd(c) => {
-                cfg.set_cmd(Some(self.command_vec(&st.env, c)));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Entrypoint(c) => {
-                let v = self.command_vec(&st.env, c);
-                cfg.set_entrypoint(Some(v.clone()));
-                // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
-                cfg.set_cmd(None);
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Expose(ports) => {
-                let mut e = cfg.exposed_ports().clone().unwrap_or_default();
-                for p in ports {
-                    let p = if p.contains('/') {
-                        p.clone()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    if !e.contains(&p) {
-                        e.push(p);
-                    }
-                }
-                cfg.set_exposed_ports(Some(e));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Volume(v) => {
-                let mut vs = cfg.volumes().clone().unwrap_or_default();
-                for p in v {
-                    if !vs.contains(p) {
-                        vs.push(p.clone());
-                    }
-                }
-                cfg.set_volumes(Some(vs));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Label(kvs) => {
-                let mut l = cfg.labels().clone().unwrap_or_default();
-                for kv in kvs {
-                    l.insert(kv.key.clone(), kv.value.clone());
-                }
-                cfg.set_labels(Some(l));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Maintainer(m) => {
-                let mut l = cfg.labels().clone().unwrap_or_default();
-                l.insert("maintainer".into(), m.clone());
-                cfg.set_labels(Some(l));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::StopSignal(s) => {
-                cfg.set_stop_signal(Some(s.clone()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
-                st.key = sha(&[&st.key, &desc, args_key]);
-            }
-            InstructionKind::Healthcheck(h) => {
-                st.state.extras.healthcheck = Some(health_config(h));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Onbuild { expression, .. } => {
-                st.state.extras.on_build.push(expression.clone());
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::From { .. } => {}
             InstructionKind::Run(r) => {
                 let argv = match r.script() {
                     RunScript::Exec(v) => v,
@@ -669,8 +630,15 @@ impl Engine {
                 let by = format!("RUN {}", argv.join(" "));
                 let run_env = st_env_pairs(&st.env);
                 let workdir = st.env.workdir().to_string();
+                let user = st
+                    .state
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.user().clone())
+                    .unwrap_or_default();
                 self.layer_step(st, &by, |root| {
-                    self.run_in(root, run_env, &cfg, &argv, &workdir, out, step_no)
+                    self.run_in(root, run_env, &user, &argv, &workdir, out, step_no)
                 })
                 .map_err(|e| match e {
                     EngineError::Invalid(m) if m.starts_with("process") => bad(file, line, m),
@@ -803,15 +771,9 @@ impl Engine {
                     self.cache_put(&key, &st.state)?;
                 }
             }
+            _ => {} // FROM, and what apply_metadata handled
         }
         Ok(false)
-    }
-
-    fn command_vec(&self, env: &StageEnv, c: &ShellOrExec) -> Vec<String> {
-        match c {
-            ShellOrExec::Exec(v) => v.clone(),
-            ShellOrExec::Shell(s) => env.shell_command(s),
-        }
     }
 
     /// A cached value whose layer blobs are all still in the store (rmi may have
@@ -996,7 +958,7 @@ impl Engine {
         &self,
         root: &Path,
         env: Vec<String>,
-        cfg: &Config,
+        user: &str,
         argv: &[String],
         workdir: &str,
         out: &mut dyn BuildOutput,
@@ -1017,7 +979,7 @@ impl Engine {
                 args: argv.to_vec(),
                 env,
                 cwd: workdir.to_string(),
-                user: cfg.user().clone().unwrap_or_default(),
+                user: user.to_string(),
                 tty: false,
             },
             mounts: Vec::new(),
@@ -1099,6 +1061,119 @@ impl Engine {
     }
 }
 
+/// A step that only changes the image config (or the cache key): applied to the stage's
+/// working config. False for the steps that make layers (and FROM).
+fn apply_metadata(
+    st: &mut StageState,
+    kind: &InstructionKind,
+    desc: &str,
+    original: &str,
+    args_key: &str,
+) -> bool {
+    let meta = |st: &mut StageState| {
+        push_history(&mut st.state.config, original, true);
+        st.key = sha(&[&st.key, desc, args_key]);
+    };
+    match kind {
+        InstructionKind::Env(_) => {
+            let env = st.env.image_env();
+            st.config_mut().set_env(Some(env));
+            meta(st);
+        }
+        InstructionKind::Workdir(_) => {
+            let w = st.env.workdir().to_string();
+            st.config_mut().set_working_dir(Some(w));
+            meta(st);
+        }
+        InstructionKind::User(u) => {
+            st.config_mut().set_user(Some(u.clone()));
+            meta(st);
+        }
+        InstructionKind::Cmd(c) => {
+            let v = command_vec(&st.env, c);
+            st.config_mut().set_cmd(Some(v));
+            meta(st);
+        }
+        InstructionKind::Entrypoint(c) => {
+            let v = command_vec(&st.env, c);
+            let cfg = st.config_mut();
+            cfg.set_entrypoint(Some(v));
+            // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
+            cfg.set_cmd(None);
+            meta(st);
+        }
+        InstructionKind::Expose(ports) => {
+            let cfg = st.config_mut();
+            let mut e = cfg.exposed_ports().clone().unwrap_or_default();
+            for p in ports {
+                let p = if p.contains('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/tcp")
+                };
+                if !e.contains(&p) {
+                    e.push(p);
+                }
+            }
+            cfg.set_exposed_ports(Some(e));
+            meta(st);
+        }
+        InstructionKind::Volume(v) => {
+            let cfg = st.config_mut();
+            let mut vs = cfg.volumes().clone().unwrap_or_default();
+            for p in v {
+                if !vs.contains(p) {
+                    vs.push(p.clone());
+                }
+            }
+            cfg.set_volumes(Some(vs));
+            meta(st);
+        }
+        InstructionKind::Label(kvs) => {
+            let l = st
+                .config_mut()
+                .labels_mut()
+                .get_or_insert_with(Default::default);
+            for kv in kvs {
+                l.insert(kv.key.clone(), kv.value.clone());
+            }
+            meta(st);
+        }
+        InstructionKind::Maintainer(m) => {
+            let l = st
+                .config_mut()
+                .labels_mut()
+                .get_or_insert_with(Default::default);
+            l.insert("maintainer".into(), m.clone());
+            meta(st);
+        }
+        InstructionKind::StopSignal(s) => {
+            st.config_mut().set_stop_signal(Some(s.clone()));
+            meta(st);
+        }
+        InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
+            st.key = sha(&[&st.key, desc, args_key]);
+        }
+        InstructionKind::Healthcheck(h) => {
+            st.state.extras.healthcheck = Some(health_config(h));
+            meta(st);
+        }
+        InstructionKind::Onbuild { expression, .. } => {
+            st.state.extras.on_build.push(expression.clone());
+            meta(st);
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn command_vec(env: &StageEnv, c: &ShellOrExec) -> Vec<String> {
+    match c {
+        ShellOrExec::Exec(v) => v.clone(),
+        ShellOrExec::Shell(s) => env.shell_command(s),
+    }
+}
+
 fn st_env_pairs(env: &StageEnv) -> Vec<String> {
     env.run_env()
         .into_iter()
@@ -1119,9 +1194,7 @@ fn push_history(config: &mut ImageConfiguration, created_by: &str, empty: bool) 
         b = b.empty_layer(true);
     }
     if let Ok(h) = b.build() {
-        let mut hist = config.history().clone();
-        hist.push(h);
-        config.set_history(hist);
+        config.history_mut().push(h);
     }
 }
 
@@ -1175,4 +1248,53 @@ fn hash_sources(
         }
     }
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// N metadata steps copy the config once, not N times (each copy holds every label
+    /// so far: per-step copies made 20k LABELs take a minute).
+    #[test]
+    fn metadata_steps_do_not_copy_the_config_per_step() {
+        let n = 2000;
+        let mut text = String::from("FROM scratch\n");
+        for i in 0..n {
+            text.push_str(&format!("LABEL l{i}=v{i}\n"));
+        }
+        text.push_str("ENV A=1\nEXPOSE 80\nUSER 1\nMAINTAINER me\n");
+        let df = Dockerfile::parse("Dockerfile", &text).unwrap();
+        let plan = plan_with(&df, &PlanOptions::default()).unwrap();
+        let stage = &plan.stages[0];
+        let mut cfg = ImageConfiguration::default();
+        cfg.set_history(Vec::new());
+        let mut st = StageState {
+            state: StepState {
+                config: cfg,
+                layers: Vec::new(),
+                extras: ConfigExtras::default(),
+            },
+            env: plan
+                .stage_env(stage)
+                .with_base(&Vec::<String>::new(), None, None),
+            key: sha(&["scratch"]),
+            pending: None,
+            config_copies: 0,
+        };
+        for ins in &stage.instructions {
+            let kind = st.env.apply(ins).unwrap();
+            assert!(apply_metadata(&mut st, &kind, "d", &ins.original, ""));
+        }
+        assert_eq!(st.config_copies, 1);
+        st.flush_config();
+        let c = st.state.config.config().clone().unwrap();
+        assert_eq!(c.labels().as_ref().unwrap().len(), n + 1);
+        assert_eq!(c.user().as_deref(), Some("1"));
+        assert_eq!(st.state.config.history().len(), n + 4);
+        // After a write-back (as before a RUN or COPY), the next run copies once more.
+        let kind = st.env.apply(&stage.instructions[0]).unwrap();
+        apply_metadata(&mut st, &kind, "d", "LABEL again", "");
+        assert_eq!(st.config_copies, 2);
+    }
 }

@@ -1030,4 +1030,61 @@ mod tests {
             "stage passwd"
         );
     }
+
+    #[test]
+    fn add_archive_stays_in_its_destination() {
+        let sandbox = tempfile::tempdir().unwrap();
+        let outside = sandbox.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("passwd"), "host file").unwrap();
+        let ctx = sandbox.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        // Each archive: a symlink to a host directory, then an entry through it.
+        let make = |name: &str, hard: bool| {
+            let mut b = tar::Builder::new(std::fs::File::create(ctx.join(name)).unwrap());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "l", &outside).unwrap();
+            let mut h = tar::Header::new_gnu();
+            if hard {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, "h", "l/passwd").unwrap();
+            } else {
+                h.set_size(4);
+                h.set_mode(0o644);
+                b.append_data(&mut h, "l/evil", &b"evil"[..]).unwrap();
+            }
+            b.finish().unwrap();
+        };
+        make("write.tar", false);
+        make("hard.tar", true);
+        let src = SourceRoot::open(&ctx, "build context").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        for a in ["write.tar", "hard.tar"] {
+            let sources = [CopySource::Path(a.into())];
+            let r = copy_into(
+                &src,
+                None,
+                root.path(),
+                &CopySpec {
+                    sources: &sources,
+                    dest: "/x/",
+                    workdir: "/",
+                    chown: None,
+                    chmod: None,
+                    is_add: true,
+                    parents: false,
+                },
+            );
+            assert!(r.is_err(), "{a}");
+        }
+        assert!(!outside.join("evil").exists());
+        assert!(!root.path().join("x/h").exists());
+        assert_eq!(
+            std::fs::read_to_string(outside.join("passwd")).unwrap(),
+            "host file"
+        );
+    }
 }
