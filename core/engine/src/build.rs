@@ -536,7 +536,7 @@ impl Engine {
             out.line(&format!(
                 "#{step_no} [{}] {}",
                 stage_label(stage.name.as_deref(), i + 2, total),
-                ins.original.trim()
+                shown_command(ins.original.trim())
             ));
             let kind = st
                 .env
@@ -1012,10 +1012,20 @@ impl Engine {
         .map_err(|e| EngineError::Invalid(format!("starting the RUN command: {e}")))?;
         let started = match created.start() {
             Ok(s) => s,
+            Err(berth_runtime::RuntimeError::NotExecutable {
+                errno: nix::errno::Errno::E2BIG,
+                ..
+            }) => {
+                return Err(EngineError::Invalid(format!(
+                    "process \"{}\" could not start: {}",
+                    shown_command(&argv.join(" ")),
+                    too_long(argv, &spec.process.env)
+                )))
+            }
             Err(e) => {
                 return Err(EngineError::Invalid(format!(
                     "process \"{}\" did not complete successfully: {e}",
-                    argv.join(" ")
+                    shown_command(&argv.join(" "))
                 )))
             }
         };
@@ -1054,7 +1064,7 @@ impl Engine {
         if code != 0 {
             return Err(EngineError::Invalid(format!(
                 "process \"{}\" did not complete successfully: exit code: {code}",
-                argv.join(" ")
+                shown_command(&argv.join(" "))
             )));
         }
         Ok(())
@@ -1172,6 +1182,42 @@ fn command_vec(env: &StageEnv, c: &ShellOrExec) -> Vec<String> {
         ShellOrExec::Exec(v) => v.clone(),
         ShellOrExec::Shell(s) => env.shell_command(s),
     }
+}
+
+/// A command or instruction as progress lines and errors show it: a long one (a 10 MB
+/// RUN line) is cut to its start and its size.
+fn shown_command(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 200;
+    if s.len() <= MAX {
+        return s.into();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len()).into()
+}
+
+/// Why `execve` said E2BIG, with the sizes that count.
+fn too_long(argv: &[String], env: &[String]) -> String {
+    // The kernel's limit for one argument or environment string (MAX_ARG_STRLEN).
+    const MAX_ARG_STRLEN: usize = 32 * 4096;
+    let total: usize = argv.iter().chain(env).map(|a| a.len() + 1).sum();
+    let longest = argv
+        .iter()
+        .chain(env)
+        .map(|a| a.len() + 1)
+        .max()
+        .unwrap_or(0);
+    let all = match nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX) {
+        Ok(Some(n)) => format!("{n} bytes"),
+        _ => "a quarter of the stack size limit".to_string(),
+    };
+    format!(
+        "command line too long: {total} bytes of arguments and environment, the longest \
+         string {longest} bytes; the kernel's limit is {MAX_ARG_STRLEN} bytes for one string \
+         and {all} in all (put a long script in a file, COPY it and RUN the file)"
+    )
 }
 
 fn st_env_pairs(env: &StageEnv) -> Vec<String> {
@@ -1296,5 +1342,22 @@ mod tests {
         let kind = st.env.apply(&stage.instructions[0]).unwrap();
         apply_metadata(&mut st, &kind, "d", "LABEL again", "");
         assert_eq!(st.config_copies, 2);
+    }
+
+    #[test]
+    fn long_commands_are_shown_cut_with_their_size() {
+        assert_eq!(shown_command("RUN echo hi"), "RUN echo hi");
+        let long = format!("RUN echo {}", "é".repeat(5_000_000));
+        let shown = shown_command(&long);
+        assert!(shown.len() < 300, "{}", shown.len());
+        assert!(shown.starts_with("RUN echo é") && shown.ends_with("(10000009 bytes)"));
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), "x".repeat(200_000)];
+        let m = too_long(&argv, &["PATH=/bin".to_string()]);
+        assert!(
+            m.starts_with("command line too long: 200022 bytes")
+                && m.contains("the longest string 200001 bytes")
+                && m.contains("131072 bytes for one string"),
+            "{m}"
+        );
     }
 }
