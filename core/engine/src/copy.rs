@@ -274,8 +274,13 @@ pub fn expand_sources(
         return match root.source(&rel, follow)? {
             Some(s) if !excluded(&s) => Ok(vec![s]),
             _ => Err(format!(
-                "\"/{rel}\": not found: no such file in the {} (or excluded by .dockerignore)",
-                root.what
+                "\"/{rel}\": not found: no such file in the {}{}",
+                root.what,
+                if ignore.is_some() {
+                    " (or excluded by .dockerignore)"
+                } else {
+                    ""
+                }
             )),
         };
     }
