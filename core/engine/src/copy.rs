@@ -964,6 +964,11 @@ mod tests {
             assert!(e.contains("no such file in the build context"), "{s}: {e}");
             assert!(!r.join("x").exists(), "{s}");
         }
+        // So does reading the Dockerfile or .dockerignore (a link to a host file).
+        std::os::unix::fs::symlink("/etc/passwd", ctx.path().join("Dockerfile")).unwrap();
+        assert_eq!(src.read("Dockerfile").unwrap(), None);
+        assert_eq!(src.read("linketc/passwd").unwrap(), None);
+        assert_eq!(src.read("dirlink/file").unwrap().unwrap(), b"real file");
         // Globs walk the same way.
         for s in ["lin*/passwd", "linketc/pass*", "*/passwd", "up/*/passwd"] {
             let e = copy_sources(&src, None, r, &[s], "/x").unwrap_err();
