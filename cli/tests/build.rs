@@ -304,3 +304,116 @@ fn tty_progress_collapses_steps_and_shows_a_failing_steps_output() {
     assert!(output_line("shown-on-failure"), "{err}");
     assert!(err.contains("Dockerfile:3"), "{err}");
 }
+
+/// A build that must fail; returns its stderr.
+fn build_fails(env: &Env, ctx: &std::path::Path, dockerfile: &str) -> String {
+    write(ctx, &[("Dockerfile", dockerfile)]);
+    let o = env.run(&["build", ctx.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "{dockerfile}: {err}");
+    err
+}
+
+#[test]
+fn copy_sources_never_resolve_through_the_host() {
+    assert!(
+        std::path::Path::new("/etc/passwd").is_file(),
+        "the host has /etc/passwd"
+    );
+    let env = Env::new("copysym");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(&ctx, &[("real/file", "real file\n"), ("sub/f", "sub f\n")]);
+    std::os::unix::fs::symlink("/etc", ctx.join("linketc")).unwrap();
+    std::os::unix::fs::symlink("./real", ctx.join("dirlink")).unwrap();
+    std::os::unix::fs::symlink("/sub", ctx.join("abs")).unwrap();
+    // A link to the host's /etc resolves to <context>/etc, which does not exist.
+    for (src, want) in [
+        ("linketc/passwd", "no such file in the build context"),
+        ("linketc/shadow", "no such file in the build context"),
+        ("lin*/passwd", "matches nothing in the build context"),
+    ] {
+        let err = build_fails(&env, &ctx, &format!("FROM busybox\nCOPY {src} /x\n"));
+        assert!(
+            err.contains("Dockerfile:2") && err.contains(want),
+            "{src}: {err}"
+        );
+    }
+    // A stage's (or image's) link to /etc is that stage's /etc, here without passwd.
+    let stage = "FROM busybox AS st\n\
+                 RUN rm /etc/passwd && ln -s /etc /etclink && mkdir /data \
+                 && echo stage file > /data/f && ln -s /data /dlink\n";
+    let err = build_fails(
+        &env,
+        &ctx,
+        &format!("{stage}FROM busybox\nCOPY --from=st /etclink/passwd /x\n"),
+    );
+    assert!(
+        err.contains("Dockerfile:4") && err.contains("no such file in the files of --from=st"),
+        "{err}"
+    );
+    write(&ctx, &[("Dockerfile", stage)]);
+    env.ok(&["build", "-q", "-t", "symstage:1", ctx.to_str().unwrap()]);
+    let err = build_fails(
+        &env,
+        &ctx,
+        "FROM busybox\nCOPY --from=symstage:1 /etclink/passwd /x\n",
+    );
+    assert!(
+        err.contains("Dockerfile:2")
+            && err.contains("no such file in the files of --from=symstage:1"),
+        "{err}"
+    );
+    // What does work: a source link is copied as a link; links on the way that stay in
+    // the context (or stage) are followed there. Metadata around a RUN is kept.
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "{stage}FROM busybox\nLABEL a=1\nCOPY linketc /link\nCOPY dirlink/file /y\n\
+                 COPY abs/f /z\nCOPY --from=st /dlink/f /sf\nLABEL b=2\nUSER nobody\n\
+                 RUN test \"$(id -u)\" = 65534\nLABEL c=3\n"
+            ),
+        )],
+    );
+    env.ok(&["build", "-q", "-t", "sym:1", ctx.to_str().unwrap()]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "sym:1",
+        "sh",
+        "-c",
+        "readlink /link; cat /y /z /sf",
+    ]);
+    assert_eq!(out, "/etc\nreal file\nsub f\nstage file\n");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "sym:1"])).unwrap();
+    let labels = &inspect[0]["Config"]["Labels"];
+    assert_eq!(labels, &serde_json::json!({"a": "1", "b": "2", "c": "3"}));
+}
+
+#[test]
+fn a_too_long_run_line_is_one_short_clear_error() {
+    let env = Env::new("e2big");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    // One argument above the kernel's 128 KiB limit for a single string.
+    let err = build_fails(
+        &env,
+        &ctx,
+        &format!("FROM busybox\nRUN echo {}\n", "x".repeat(300_000)),
+    );
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("command line too long: 300"),
+        "{}",
+        &err[..err.len().min(3000)]
+    );
+    assert!(
+        err.len() < 5000,
+        "the command is echoed in full: {} bytes of stderr",
+        err.len()
+    );
+}

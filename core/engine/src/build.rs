@@ -27,7 +27,8 @@ use oci_spec::image::{Config, HistoryBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{container::new_id, Engine, EngineError};
+use crate::{container::new_id, copy::SourceRoot, Engine, EngineError};
+use rustix::fs::FileType;
 
 /// `berth build` flags.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +98,32 @@ struct StageState {
     env: StageEnv,
     /// Cache key of the state so far.
     key: String,
+    /// The runtime config as metadata steps changed it, not yet written back into
+    /// `state.config` (which is stale while this is set).
+    pending: Option<Config>,
+    /// How often the whole config was copied out of the state: once per run of metadata
+    /// steps, not once per step (a test holds it to that).
+    config_copies: usize,
+}
+
+impl StageState {
+    /// The runtime config to change in place (taken out of the state once per run of
+    /// metadata steps, not cloned per step).
+    fn config_mut(&mut self) -> &mut Config {
+        if self.pending.is_none() {
+            self.config_copies += 1;
+        }
+        let state = &self.state;
+        self.pending
+            .get_or_insert_with(|| state.config.config().clone().unwrap_or_default())
+    }
+
+    /// Writes the working config back into the state.
+    fn flush_config(&mut self) {
+        if let Some(c) = self.pending.take() {
+            self.state.config.set_config(Some(c));
+        }
+    }
 }
 
 /// `name i/total` (or `i/total`) of a step inside `[...]`.
@@ -171,6 +198,18 @@ fn health_config(h: &Healthcheck) -> HealthConfig {
             start_interval: ns(start_interval),
             retries: *retries,
         },
+    }
+}
+
+/// The context's `.dockerignore` (read below the context root); none means nothing excluded.
+fn load_ignore(context: &SourceRoot) -> Result<DockerIgnore, EngineError> {
+    match context
+        .read(".dockerignore")
+        .map_err(EngineError::Invalid)?
+    {
+        Some(text) => DockerIgnore::parse(".dockerignore", &String::from_utf8_lossy(&text))
+            .map_err(|e| EngineError::Invalid(e.to_string())),
+        None => Ok(DockerIgnore::default()),
     }
 }
 
@@ -280,15 +319,38 @@ impl Engine {
                 context.display()
             )));
         }
+        // Everything read from the context goes through this root: its symlinks resolve
+        // inside it, never on the host.
+        let sources = SourceRoot::open(&context, "build context").map_err(EngineError::Invalid)?;
         let (file_name, text) = match (&o.dockerfile_text, &o.dockerfile) {
             (Some(t), _) => ("Dockerfile".to_string(), t.clone()),
-            (None, p) => {
-                let path = match p {
-                    Some(p) if p.is_absolute() => p.clone(),
-                    Some(p) => std::env::current_dir()
+            (None, None) => (
+                "Dockerfile".to_string(),
+                sources
+                    .read("Dockerfile")
+                    .map_err(EngineError::Invalid)?
+                    .ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "no Dockerfile in the build context {} (name another one with -f)",
+                            context.display()
+                        ))
+                    })
+                    .and_then(|b| {
+                        String::from_utf8(b).map_err(|_| {
+                            EngineError::Invalid(format!(
+                                "{}: the Dockerfile is not UTF-8 text",
+                                context.join("Dockerfile").display()
+                            ))
+                        })
+                    })?,
+            ),
+            (None, Some(p)) => {
+                let path = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    std::env::current_dir()
                         .map(|d| d.join(p))
-                        .unwrap_or_else(|_| p.clone()),
-                    None => context.join("Dockerfile"),
+                        .unwrap_or_else(|_| p.clone())
                 };
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
@@ -325,8 +387,7 @@ impl Engine {
                 plan.unused_build_args.join(", ")
             ));
         }
-        let ignore =
-            DockerIgnore::load(&context).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let ignore = load_ignore(&sources)?;
         let _lease = self.images()?.lease()?;
         let mut stages: BTreeMap<usize, StageState> = BTreeMap::new();
         let mut step_no = 0usize;
@@ -335,7 +396,7 @@ impl Engine {
                 &plan,
                 stage,
                 &stages,
-                &context,
+                &sources,
                 &ignore,
                 o,
                 out,
@@ -381,7 +442,7 @@ impl Engine {
         plan: &BuildPlan,
         stage: &berth_dockerfile::PlannedStage,
         done: &BTreeMap<usize, StageState>,
-        context: &Path,
+        context: &SourceRoot,
         ignore: &DockerIgnore,
         o: &BuildOptions,
         out: &mut dyn BuildOutput,
@@ -453,7 +514,13 @@ impl Engine {
         let env = plan
             .stage_env(stage)
             .with_base(&base_env, base_workdir.as_deref(), None);
-        let mut st = StageState { state, env, key };
+        let mut st = StageState {
+            state,
+            env,
+            key,
+            pending: None,
+            config_copies: 0,
+        };
         let mut instructions = parse_triggers(&file, stage.line, &triggers)?;
         if !instructions.is_empty() {
             out.line(&format!(
@@ -469,7 +536,7 @@ impl Engine {
             out.line(&format!(
                 "#{step_no} [{}] {}",
                 stage_label(stage.name.as_deref(), i + 2, total),
-                ins.original.trim()
+                shown_command(ins.original.trim())
             ));
             let kind = st
                 .env
@@ -513,6 +580,7 @@ impl Engine {
                 t.elapsed().as_secs_f64()
             ));
         }
+        st.flush_config();
         Ok(st)
     }
 
@@ -526,7 +594,7 @@ impl Engine {
         file: &str,
         args_key: &str,
         done: &BTreeMap<usize, StageState>,
-        context: &Path,
+        context: &SourceRoot,
         ignore: &DockerIgnore,
         o: &BuildOptions,
         out: &mut dyn BuildOutput,
@@ -536,91 +604,19 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let desc = format!("{kind:?}");
         let original = original.trim().to_string();
-        let mut cfg = st.state.config.config().clone().unwrap_or_default();
-        let meta = |st: &mut StageState, cfg: Config, by: String| {
-            st.state.config.set_config(Some(cfg));
-            push_history(&mut st.state.config, &by, true);
-            st.key = sha(&[&st.key, &desc, args_key]);
-        };
+        // Metadata steps edit the stage's working copy of the config in place (cloning it
+        // per step made a Dockerfile of N LABELs O(N²)); steps that read or store the
+        // whole state get it written back first.
+        if matches!(
+            kind,
+            InstructionKind::Run(_) | InstructionKind::Copy(_) | InstructionKind::Add(_)
+        ) {
+            st.flush_config();
+        }
+        if apply_metadata(st, kind, &desc, &original, args_key) {
+            return Ok(false);
+        }
         match kind {
-            InstructionKind::Env(_) => {
-                cfg.set_env(Some(st.env.image_env()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Workdir(_) => {
-                cfg.set_working_dir(Some(st.env.workdir().to_string()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::User(u) => {
-                cfg.set_user(Some(u.clone()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Cmd(c) => {
-                cfg.set_cmd(Some(self.command_vec(&st.env, c)));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Entrypoint(c) => {
-                let v = self.command_vec(&st.env, c);
-                cfg.set_entrypoint(Some(v.clone()));
-                // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
-                cfg.set_cmd(None);
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Expose(ports) => {
-                let mut e = cfg.exposed_ports().clone().unwrap_or_default();
-                for p in ports {
-                    let p = if p.contains('/') {
-                        p.clone()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    if !e.contains(&p) {
-                        e.push(p);
-                    }
-                }
-                cfg.set_exposed_ports(Some(e));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Volume(v) => {
-                let mut vs = cfg.volumes().clone().unwrap_or_default();
-                for p in v {
-                    if !vs.contains(p) {
-                        vs.push(p.clone());
-                    }
-                }
-                cfg.set_volumes(Some(vs));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Label(kvs) => {
-                let mut l = cfg.labels().clone().unwrap_or_default();
-                for kv in kvs {
-                    l.insert(kv.key.clone(), kv.value.clone());
-                }
-                cfg.set_labels(Some(l));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Maintainer(m) => {
-                let mut l = cfg.labels().clone().unwrap_or_default();
-                l.insert("maintainer".into(), m.clone());
-                cfg.set_labels(Some(l));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::StopSignal(s) => {
-                cfg.set_stop_signal(Some(s.clone()));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
-                st.key = sha(&[&st.key, &desc, args_key]);
-            }
-            InstructionKind::Healthcheck(h) => {
-                st.state.extras.healthcheck = Some(health_config(h));
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::Onbuild { expression, .. } => {
-                st.state.extras.on_build.push(expression.clone());
-                meta(st, cfg, original.clone());
-            }
-            InstructionKind::From { .. } => {}
             InstructionKind::Run(r) => {
                 let argv = match r.script() {
                     RunScript::Exec(v) => v,
@@ -634,8 +630,15 @@ impl Engine {
                 let by = format!("RUN {}", argv.join(" "));
                 let run_env = st_env_pairs(&st.env);
                 let workdir = st.env.workdir().to_string();
+                let user = st
+                    .state
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.user().clone())
+                    .unwrap_or_default();
                 self.layer_step(st, &by, |root| {
-                    self.run_in(root, run_env, &cfg, &argv, &workdir, out, step_no)
+                    self.run_in(root, run_env, &user, &argv, &workdir, out, step_no)
                 })
                 .map_err(|e| match e {
                     EngineError::Invalid(m) if m.starts_with("process") => bad(file, line, m),
@@ -715,10 +718,17 @@ impl Engine {
                 } else {
                     None
                 };
-                let src_root = view
-                    .as_ref()
-                    .map(|v| v.mount.clone())
-                    .unwrap_or_else(|| context.to_path_buf());
+                let view_root = match &view {
+                    Some(v) => Some(
+                        SourceRoot::open(
+                            &v.mount,
+                            &format!("files of --from={}", c.from.as_deref().unwrap_or_default()),
+                        )
+                        .map_err(|e| bad(file, line, e))?,
+                    ),
+                    None => None,
+                };
+                let src_root = view_root.as_ref().unwrap_or(context);
                 let chown = match &link_owner {
                     // Names were resolved against the stage's own /etc/passwd.
                     Some(owner) => owner.clone(),
@@ -740,7 +750,7 @@ impl Engine {
                         parents,
                     };
                     crate::copy::copy_into(
-                        &src_root,
+                        src_root,
                         if use_ignore { Some(ignore) } else { None },
                         root,
                         &spec,
@@ -749,25 +759,21 @@ impl Engine {
                 };
                 if link_owner.is_some() {
                     let layer = self.linked_layer(&by, copy)?;
+                    drop(view_root);
                     drop(view);
                     self.cache_put(&key, &layer)?;
                     stack_linked(st, &layer, &key);
                 } else {
                     self.layer_step(st, &by, copy)?;
+                    drop(view_root);
                     drop(view);
                     st.key = key.clone();
                     self.cache_put(&key, &st.state)?;
                 }
             }
+            _ => {} // FROM, and what apply_metadata handled
         }
         Ok(false)
-    }
-
-    fn command_vec(&self, env: &StageEnv, c: &ShellOrExec) -> Vec<String> {
-        match c {
-            ShellOrExec::Exec(v) => v.clone(),
-            ShellOrExec::Shell(s) => env.shell_command(s),
-        }
     }
 
     /// A cached value whose layer blobs are all still in the store (rmi may have
@@ -952,7 +958,7 @@ impl Engine {
         &self,
         root: &Path,
         env: Vec<String>,
-        cfg: &Config,
+        user: &str,
         argv: &[String],
         workdir: &str,
         out: &mut dyn BuildOutput,
@@ -973,7 +979,7 @@ impl Engine {
                 args: argv.to_vec(),
                 env,
                 cwd: workdir.to_string(),
-                user: cfg.user().clone().unwrap_or_default(),
+                user: user.to_string(),
                 tty: false,
             },
             mounts: Vec::new(),
@@ -1006,10 +1012,20 @@ impl Engine {
         .map_err(|e| EngineError::Invalid(format!("starting the RUN command: {e}")))?;
         let started = match created.start() {
             Ok(s) => s,
+            Err(berth_runtime::RuntimeError::NotExecutable {
+                errno: nix::errno::Errno::E2BIG,
+                ..
+            }) => {
+                return Err(EngineError::Invalid(format!(
+                    "process \"{}\" could not start: {}",
+                    shown_command(&argv.join(" ")),
+                    too_long(argv, &spec.process.env)
+                )))
+            }
             Err(e) => {
                 return Err(EngineError::Invalid(format!(
                     "process \"{}\" did not complete successfully: {e}",
-                    argv.join(" ")
+                    shown_command(&argv.join(" "))
                 )))
             }
         };
@@ -1048,11 +1064,160 @@ impl Engine {
         if code != 0 {
             return Err(EngineError::Invalid(format!(
                 "process \"{}\" did not complete successfully: exit code: {code}",
-                argv.join(" ")
+                shown_command(&argv.join(" "))
             )));
         }
         Ok(())
     }
+}
+
+/// A step that only changes the image config (or the cache key): applied to the stage's
+/// working config. False for the steps that make layers (and FROM).
+fn apply_metadata(
+    st: &mut StageState,
+    kind: &InstructionKind,
+    desc: &str,
+    original: &str,
+    args_key: &str,
+) -> bool {
+    let meta = |st: &mut StageState| {
+        push_history(&mut st.state.config, original, true);
+        st.key = sha(&[&st.key, desc, args_key]);
+    };
+    match kind {
+        InstructionKind::Env(_) => {
+            let env = st.env.image_env();
+            st.config_mut().set_env(Some(env));
+            meta(st);
+        }
+        InstructionKind::Workdir(_) => {
+            let w = st.env.workdir().to_string();
+            st.config_mut().set_working_dir(Some(w));
+            meta(st);
+        }
+        InstructionKind::User(u) => {
+            st.config_mut().set_user(Some(u.clone()));
+            meta(st);
+        }
+        InstructionKind::Cmd(c) => {
+            let v = command_vec(&st.env, c);
+            st.config_mut().set_cmd(Some(v));
+            meta(st);
+        }
+        InstructionKind::Entrypoint(c) => {
+            let v = command_vec(&st.env, c);
+            let cfg = st.config_mut();
+            cfg.set_entrypoint(Some(v));
+            // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
+            cfg.set_cmd(None);
+            meta(st);
+        }
+        InstructionKind::Expose(ports) => {
+            let cfg = st.config_mut();
+            let mut e = cfg.exposed_ports().clone().unwrap_or_default();
+            for p in ports {
+                let p = if p.contains('/') {
+                    p.clone()
+                } else {
+                    format!("{p}/tcp")
+                };
+                if !e.contains(&p) {
+                    e.push(p);
+                }
+            }
+            cfg.set_exposed_ports(Some(e));
+            meta(st);
+        }
+        InstructionKind::Volume(v) => {
+            let cfg = st.config_mut();
+            let mut vs = cfg.volumes().clone().unwrap_or_default();
+            for p in v {
+                if !vs.contains(p) {
+                    vs.push(p.clone());
+                }
+            }
+            cfg.set_volumes(Some(vs));
+            meta(st);
+        }
+        InstructionKind::Label(kvs) => {
+            let l = st
+                .config_mut()
+                .labels_mut()
+                .get_or_insert_with(Default::default);
+            for kv in kvs {
+                l.insert(kv.key.clone(), kv.value.clone());
+            }
+            meta(st);
+        }
+        InstructionKind::Maintainer(m) => {
+            let l = st
+                .config_mut()
+                .labels_mut()
+                .get_or_insert_with(Default::default);
+            l.insert("maintainer".into(), m.clone());
+            meta(st);
+        }
+        InstructionKind::StopSignal(s) => {
+            st.config_mut().set_stop_signal(Some(s.clone()));
+            meta(st);
+        }
+        InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
+            st.key = sha(&[&st.key, desc, args_key]);
+        }
+        InstructionKind::Healthcheck(h) => {
+            st.state.extras.healthcheck = Some(health_config(h));
+            meta(st);
+        }
+        InstructionKind::Onbuild { expression, .. } => {
+            st.state.extras.on_build.push(expression.clone());
+            meta(st);
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn command_vec(env: &StageEnv, c: &ShellOrExec) -> Vec<String> {
+    match c {
+        ShellOrExec::Exec(v) => v.clone(),
+        ShellOrExec::Shell(s) => env.shell_command(s),
+    }
+}
+
+/// A command or instruction as progress lines and errors show it: a long one (a 10 MB
+/// RUN line) is cut to its start and its size.
+fn shown_command(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 200;
+    if s.len() <= MAX {
+        return s.into();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len()).into()
+}
+
+/// Why `execve` said E2BIG, with the sizes that count.
+fn too_long(argv: &[String], env: &[String]) -> String {
+    // The kernel's limit for one argument or environment string (MAX_ARG_STRLEN).
+    const MAX_ARG_STRLEN: usize = 32 * 4096;
+    let total: usize = argv.iter().chain(env).map(|a| a.len() + 1).sum();
+    let longest = argv
+        .iter()
+        .chain(env)
+        .map(|a| a.len() + 1)
+        .max()
+        .unwrap_or(0);
+    let all = match nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX) {
+        Ok(Some(n)) => format!("{n} bytes"),
+        _ => "a quarter of the stack size limit".to_string(),
+    };
+    format!(
+        "command line too long: {total} bytes of arguments and environment, the longest \
+         string {longest} bytes; the kernel's limit is {MAX_ARG_STRLEN} bytes for one string \
+         and {all} in all (put a long script in a file, COPY it and RUN the file)"
+    )
 }
 
 fn st_env_pairs(env: &StageEnv) -> Vec<String> {
@@ -1075,9 +1240,7 @@ fn push_history(config: &mut ImageConfiguration, created_by: &str, empty: bool) 
         b = b.empty_layer(true);
     }
     if let Ok(h) = b.build() {
-        let mut hist = config.history().clone();
-        hist.push(h);
-        config.set_history(hist);
+        config.history_mut().push(h);
     }
 }
 
@@ -1098,7 +1261,7 @@ fn desc_short(c: &berth_dockerfile::Copy) -> String {
 
 /// Content hash of COPY sources in the context (paths, modes, link targets, contents).
 fn hash_sources(
-    context: &Path,
+    context: &SourceRoot,
     ignore: &DockerIgnore,
     sources: &[CopySource],
 ) -> Result<String, String> {
@@ -1110,20 +1273,19 @@ fn hash_sources(
                 h.update(d.content.as_bytes());
             }
             CopySource::Path(p) => {
-                for (rel, abs) in crate::copy::expand_sources(context, p, Some(ignore))? {
-                    crate::copy::walk(&abs, &rel, Some(ignore), &mut |rel, path, md| {
-                        use std::os::unix::fs::MetadataExt;
+                for src in crate::copy::expand_sources(context, p, Some(ignore))? {
+                    crate::copy::walk(&src, Some(ignore), &mut |rel, e| {
                         h.update(rel.as_bytes());
-                        h.update(md.mode().to_le_bytes());
-                        if md.file_type().is_symlink() {
-                            if let Ok(t) = std::fs::read_link(path) {
-                                h.update(t.as_os_str().as_encoded_bytes());
+                        h.update(e.mode().to_le_bytes());
+                        match e.kind() {
+                            FileType::Symlink => {
+                                h.update(e.read_link()?.as_os_str().as_encoded_bytes());
                             }
-                        } else if md.is_file() {
-                            let mut f = std::fs::File::open(path)
-                                .map_err(|e| format!("{}: {e}", path.display()))?;
-                            std::io::copy(&mut f, &mut h)
-                                .map_err(|e| format!("{}: {e}", path.display()))?;
+                            FileType::RegularFile => {
+                                let mut f = e.open()?;
+                                std::io::copy(&mut f, &mut h).map_err(|x| format!("{rel}: {x}"))?;
+                            }
+                            _ => {}
                         }
                         Ok(())
                     })?;
@@ -1132,4 +1294,70 @@ fn hash_sources(
         }
     }
     Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// N metadata steps copy the config once, not N times (each copy holds every label
+    /// so far: per-step copies made 20k LABELs take a minute).
+    #[test]
+    fn metadata_steps_do_not_copy_the_config_per_step() {
+        let n = 2000;
+        let mut text = String::from("FROM scratch\n");
+        for i in 0..n {
+            text.push_str(&format!("LABEL l{i}=v{i}\n"));
+        }
+        text.push_str("ENV A=1\nEXPOSE 80\nUSER 1\nMAINTAINER me\n");
+        let df = Dockerfile::parse("Dockerfile", &text).unwrap();
+        let plan = plan_with(&df, &PlanOptions::default()).unwrap();
+        let stage = &plan.stages[0];
+        let mut cfg = ImageConfiguration::default();
+        cfg.set_history(Vec::new());
+        let mut st = StageState {
+            state: StepState {
+                config: cfg,
+                layers: Vec::new(),
+                extras: ConfigExtras::default(),
+            },
+            env: plan
+                .stage_env(stage)
+                .with_base(&Vec::<String>::new(), None, None),
+            key: sha(&["scratch"]),
+            pending: None,
+            config_copies: 0,
+        };
+        for ins in &stage.instructions {
+            let kind = st.env.apply(ins).unwrap();
+            assert!(apply_metadata(&mut st, &kind, "d", &ins.original, ""));
+        }
+        assert_eq!(st.config_copies, 1);
+        st.flush_config();
+        let c = st.state.config.config().clone().unwrap();
+        assert_eq!(c.labels().as_ref().unwrap().len(), n + 1);
+        assert_eq!(c.user().as_deref(), Some("1"));
+        assert_eq!(st.state.config.history().len(), n + 4);
+        // After a write-back (as before a RUN or COPY), the next run copies once more.
+        let kind = st.env.apply(&stage.instructions[0]).unwrap();
+        apply_metadata(&mut st, &kind, "d", "LABEL again", "");
+        assert_eq!(st.config_copies, 2);
+    }
+
+    #[test]
+    fn long_commands_are_shown_cut_with_their_size() {
+        assert_eq!(shown_command("RUN echo hi"), "RUN echo hi");
+        let long = format!("RUN echo {}", "é".repeat(5_000_000));
+        let shown = shown_command(&long);
+        assert!(shown.len() < 300, "{}", shown.len());
+        assert!(shown.starts_with("RUN echo é") && shown.ends_with("(10000009 bytes)"));
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), "x".repeat(200_000)];
+        let m = too_long(&argv, &["PATH=/bin".to_string()]);
+        assert!(
+            m.starts_with("command line too long: 200022 bytes")
+                && m.contains("the longest string 200001 bytes")
+                && m.contains("131072 bytes for one string"),
+            "{m}"
+        );
+    }
 }

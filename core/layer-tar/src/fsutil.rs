@@ -57,6 +57,30 @@ pub fn open_dir_strict(root: BorrowedFd<'_>, rel: &Path) -> std::result::Result<
     )
 }
 
+/// Opens `rel` with `root` taken as `/` (`openat2(RESOLVE_IN_ROOT)`): symlinks, absolute
+/// ones included, and `..` resolve as if `root` were the file system root, so nothing
+/// outside it is reached. For trees someone else made (a build context, a stage's files);
+/// add `OFlags::NOFOLLOW` to refuse a symlink as the last component. An empty `rel` is
+/// the root itself.
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    flags: OFlags,
+) -> std::result::Result<OwnedFd, Errno> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rfs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
 /// Opens a directory entry (single name) for reading its entries.
 pub fn open_dir_read(parent: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<OwnedFd, Errno> {
     rfs::openat(
@@ -329,5 +353,35 @@ mod tests {
         assert!(dir.join("f").exists());
         remove_all_at(fd.as_fd(), OsStr::new("f")).unwrap();
         assert!(!dir.join("f").exists());
+    }
+
+    #[test]
+    fn open_in_root_keeps_links_inside() {
+        let sandbox = tempfile::tempdir().unwrap();
+        let root = sandbox.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/f"), b"inside").unwrap();
+        std::fs::write(sandbox.path().join("f"), b"outside").unwrap();
+        std::os::unix::fs::symlink("/sub", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("up")).unwrap();
+        std::os::unix::fs::symlink(sandbox.path(), root.join("host")).unwrap();
+        let fd = open_root(&root).unwrap();
+        let read = |rel: &str| {
+            let f = open_in_root(fd.as_fd(), Path::new(rel), OFlags::RDONLY)?;
+            let mut s = String::new();
+            std::fs::File::from(f).read_to_string(&mut s).unwrap();
+            Ok::<_, Errno>(s)
+        };
+        assert_eq!(read("abs/f").unwrap(), "inside");
+        assert_eq!(read("up/sub/f").unwrap(), "inside");
+        // The host path is looked up below the root, where it does not exist.
+        assert_eq!(read("host/f"), Err(Errno::NOENT));
+        let nofollow = open_in_root(
+            fd.as_fd(),
+            Path::new("abs"),
+            OFlags::PATH | OFlags::NOFOLLOW,
+        );
+        assert!(nofollow.is_ok());
+        assert!(open_in_root(fd.as_fd(), Path::new(""), OFlags::PATH | OFlags::DIRECTORY).is_ok());
     }
 }
