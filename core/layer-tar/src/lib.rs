@@ -20,6 +20,7 @@ pub mod error;
 pub mod fsutil;
 pub mod state;
 pub mod store;
+pub mod validate;
 pub mod whiteout;
 
 /// Test helpers (a tree with every file type, tree manifests), for this crate's and the
@@ -28,9 +29,10 @@ pub mod whiteout;
 #[doc(hidden)]
 pub mod testing;
 
-pub use apply::{apply_layer, normalize_entry_path, ApplyStats};
+pub use apply::{apply_layer, ApplyStats};
 pub use copy::copy_tree;
 pub use diff::{diff_overlay_upper, diff_trees, DiffOptions, DiffStats};
 pub use error::{LayerError, Result};
 pub use fsutil::{remove_tree, tree_usage};
+pub use validate::{normalize_entry_path, validate_tar, EntryValidator, Planned, TarCheckWriter};
 pub use whiteout::{DeletingWhiteouts, OverlayWhiteouts, WhiteoutStrategy};
