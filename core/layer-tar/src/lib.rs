@@ -6,7 +6,10 @@
 //!   paths through escaping symlinks are refused ([`LayerError::Unsafe`]). Modes, owners,
 //!   times (directories last), xattrs, links, device nodes, fifos and holes are kept.
 //!   Whiteouts go through a [`WhiteoutStrategy`]: [`OverlayWhiteouts`] or
-//!   [`DeletingWhiteouts`].
+//!   [`DeletingWhiteouts`]. The entry rules themselves live in [`validate`]
+//!   ([`EntryValidator`]), which image import, load and pull also run over the layer
+//!   streams they read ([`validate_tar`], [`TarCheckWriter`]), so a layer the unpacker
+//!   would refuse never enters the image store.
 //! * [`diff_overlay_upper`] and [`diff_trees`] write a layer tar back, sorted by path, with
 //!   an optional mtime clamp.
 //! * [`copy_tree`] makes full copies (for drivers without copy-on-write), and [`state`]

@@ -247,7 +247,7 @@ impl EntryValidator {
 
         if let Some(rest) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             if name.as_slice() == OPAQUE_NAME.as_bytes() {
-                self.opaque(&dir);
+                self.opaque(&dir, &shown)?;
                 return Ok(Planned::Opaque { dir });
             }
             if name.starts_with(WHITEOUT_META_PREFIX.as_bytes()) {
@@ -456,28 +456,33 @@ impl EntryValidator {
         }
     }
 
-    /// An opaque marker: drivers that copy the lower tree delete every child of `dir`
-    /// this layer did not write; the 0/0 devices of whiteouts may stay (overlayfs).
-    fn opaque(&mut self, dir: &[Vec<u8>]) {
+    /// An opaque marker hides what lower layers have in `dir`. Drivers differ in how:
+    /// overlayfs only marks the directory, copying drivers delete every child this layer
+    /// did not write. Both agree as long as this layer has no child there without an
+    /// entry of its own (a parent created on the way), so such a marker is refused: tar
+    /// writers put the marker before a directory's content.
+    fn opaque(&self, dir: &[Vec<u8>], shown: &str) -> Result<()> {
         let mut prefix = join(dir);
         if !prefix.is_empty() {
             prefix.push(b'/');
         }
-        let below: Vec<Vec<u8>> = self
+        let implicit = self
             .tree
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| {
-                let child = k[prefix.len()..].split(|b| *b == b'/').next();
-                let child_key = [prefix.as_slice(), child.unwrap_or_default()].concat();
-                !self.written(&child_key)
-            })
-            .filter(|(_, n)| n.kind != Kind::Whiteout)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in below {
-            self.tree.remove(&k);
+            .find(|(k, n)| {
+                !k[prefix.len()..].contains(&b'/') && !n.explicit && n.kind != Kind::Whiteout
+            });
+        if let Some((k, _)) = implicit {
+            return Err(LayerError::malformed(
+                shown,
+                format!(
+                    "opaque marker after {:?}, which this layer created without an entry of its own",
+                    String::from_utf8_lossy(k)
+                ),
+            ));
         }
+        Ok(())
     }
 
     /// Parents of an entry that do not exist yet are created (as directories).
@@ -623,8 +628,11 @@ mod tests {
     use super::*;
     use EntryType::*;
 
-    /// Runs entries (path, type, link) through a fresh validator.
-    fn run(entries: &[(&str, EntryType, &str)]) -> Result<Vec<Planned>> {
+    /// An entry: path, type, link name.
+    type E = (&'static str, EntryType, &'static str);
+
+    /// Runs entries through a fresh validator.
+    fn run(entries: &[E]) -> Result<Vec<Planned>> {
         let mut v = EntryValidator::new();
         entries
             .iter()
@@ -664,7 +672,7 @@ mod tests {
     /// Each case: the entries, the entry that must be named, unsafe (true) or malformed.
     #[test]
     fn unsafe_sequences_are_refused_naming_the_entry() {
-        let cases: &[(&[(&str, EntryType, &str)], &str, bool)] = &[
+        let cases: &[(&[E], &str, bool)] = &[
             (&[("../x", Regular, "")], "../x", true),
             (&[("a/../../x", Regular, "")], "a/../../x", true),
             (
