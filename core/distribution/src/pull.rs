@@ -900,6 +900,7 @@ mod tests {
             for (name, link) in entries {
                 let mut h = tar::Header::new_gnu();
                 h.set_size(0);
+                h.set_mode(0o644);
                 if link.is_empty() {
                     b.append_data(&mut h, name, std::io::empty()).unwrap();
                 } else {

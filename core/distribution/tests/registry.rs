@@ -511,6 +511,7 @@ fn unsafe_layer_in_registry_is_refused_at_pull() {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
+        h.set_mode(0o777);
         b.append_link(&mut h, "etc-link", "/etc").unwrap();
         let mut h = tar::Header::new_gnu();
         h.set_size(6);

@@ -158,7 +158,7 @@ pub(crate) fn check_tar<R: Read>(reader: R, what: &str) -> Result<R, ImageError>
         for entry in archive.entries().map_err(|e| tar_error(e, what))? {
             let mut entry = entry.map_err(|e| tar_error(e, what))?;
             validator
-                .check_entry(&entry)
+                .check_entry(&mut entry)
                 .map_err(|error| ImageError::UnsafeLayer {
                     what: what.to_string(),
                     error,

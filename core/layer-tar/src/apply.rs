@@ -28,7 +28,7 @@ pub struct ApplyStats {
 
 /// Metadata of one tar entry, PAX records included.
 #[derive(Debug, Clone)]
-struct EntryMeta {
+pub(crate) struct EntryMeta {
     mode: u32,
     uid: u32,
     gid: u32,
@@ -53,7 +53,7 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
     Some((secs, nsec))
 }
 
-fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<EntryMeta> {
+pub(crate) fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<EntryMeta> {
     let h = entry.header();
     let bad = |what: &str, e: std::io::Error| LayerError::malformed(shown, format!("{what}: {e}"));
     let mode = h.mode().map_err(|e| bad("mode", e))?;

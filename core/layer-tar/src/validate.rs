@@ -185,16 +185,27 @@ impl EntryValidator {
         self.tree.get(path).is_some_and(|n| n.explicit)
     }
 
-    /// Checks the next entry of the stream (header only: its data is not read).
-    pub fn check_entry<R: Read>(&mut self, entry: &tar::Entry<'_, R>) -> Result<Planned> {
+    /// Checks the next entry of the stream: its header, PAX records included (its data
+    /// is not read). Metadata the unpacker could not use (a broken mode, a PAX uid that
+    /// is not a number) is refused here too.
+    pub fn check_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<Planned> {
         let kind = entry.header().entry_type();
-        let path = entry.path_bytes();
+        let path = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&path).into_owned();
         if kind == EntryType::GNUSparse {
-            let shown = String::from_utf8_lossy(&path);
             check_sparse_expansion(&shown, entry.size(), entry.header().entry_size())?;
         }
-        let link = entry.link_name_bytes();
-        self.check(&path, kind, link.as_deref())
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let planned = self.check(&path, kind, link.as_deref())?;
+        let has_meta = match planned {
+            Planned::Write { .. } | Planned::Hardlink { .. } => true,
+            Planned::Root => kind == EntryType::Directory,
+            _ => false,
+        };
+        if has_meta {
+            crate::apply::entry_meta(entry, &shown)?;
+        }
+        Ok(planned)
     }
 
     /// Checks the next entry given its raw path, type and (for links) raw link name.
@@ -520,7 +531,7 @@ pub fn validate_tar(input: &mut dyn Read) -> Result<u64> {
         .map_err(|e| LayerError::malformed("", e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| LayerError::malformed("", e.to_string()))?;
-        validator.check_entry(&entry)?;
+        validator.check_entry(&mut entry)?;
         io::copy(&mut entry, &mut io::sink()).map_err(|e| {
             LayerError::malformed(String::from_utf8_lossy(&entry.path_bytes()), e.to_string())
         })?;
@@ -846,14 +857,36 @@ mod tests {
         assert!(run(&[("d/.wh.f", Regular, ""), ("h", Link, "d/f")]).is_err());
     }
 
+    /// Header metadata the unpacker would refuse is refused by the check as well.
+    #[test]
+    fn unusable_pax_records_are_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(XHeader);
+        h.set_size(11);
+        b.append_data(&mut h, "PaxHeaders/f", &b"11 uid=abc\n"[..])
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(0);
+        b.append_data(&mut h, "f", std::io::empty()).unwrap();
+        let data = b.into_inner().unwrap();
+        let err = validate_tar(&mut data.as_slice()).unwrap_err();
+        assert!(
+            matches!(&err, LayerError::Malformed { entry, .. } if entry == "f"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn pushed_streams_are_checked_like_read_ones() {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
         h.set_entry_type(Symlink);
         h.set_size(0);
         b.append_link(&mut h, "a", "/etc").unwrap();
         let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
         h.set_size(3);
         b.append_data(&mut h, "a/passwd", &b"x:0"[..]).unwrap();
         let bad = b.into_inner().unwrap();
@@ -867,6 +900,7 @@ mod tests {
 
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
         h.set_size(1 << 20);
         b.append_data(&mut h, "big", &vec![7u8; 1 << 20][..])
             .unwrap();
