@@ -401,7 +401,11 @@ async fn download_layer(
                 );
                 return Ok((fetched, resumed));
             }
-            Download::Bad { resumed, error } if resumed > 0 => {
+            // A refused entry is in content that matched its digest: fetching it again
+            // cannot change that.
+            Download::Bad { resumed, error }
+                if resumed > 0 && !matches!(error, DistributionError::UnsafeLayer { .. }) =>
+            {
                 // The bytes kept from before may be what is wrong: once more from scratch
                 // (which resumes nothing, so this happens at most once).
                 tracing::warn!(digest = %job.digest, %error, "resumed download failed verification; starting over");

@@ -598,5 +598,21 @@ fn unsafe_layer_in_registry_is_refused_at_pull() {
             "{:?}",
             partial_files(&root)
         );
+
+        // Resumed from an interrupted download: refused the same, the partial file gone.
+        let partial = root.join(".berth/partial").join(bad.digest().digest());
+        std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        std::fs::write(&partial, &blob[..blob.len() / 2]).unwrap();
+        let err = pull(&store_b, &remote, &PullOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, DistributionError::UnsafeLayer { .. }),
+            "{codec} resumed: {err}"
+        );
+        assert!(
+            partial_files(&root).is_empty(),
+            "{:?}",
+            partial_files(&root)
+        );
+        assert_eq!(store_b.list().unwrap().len(), 1, "{codec} resumed");
     }
 }
