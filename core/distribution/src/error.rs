@@ -73,6 +73,13 @@ pub enum DistributionError {
         expected: u64,
         actual: u64,
     },
+    /// A layer holds an entry that could not be unpacked safely (a path or link leaving
+    /// the root, a write through a symlink, a malformed whiteout); nothing was stored.
+    #[error("refusing {what} (nothing stored): {error}")]
+    UnsafeLayer {
+        what: String,
+        error: berth_layer_tar::LayerError,
+    },
     /// A manifest, index or config larger than berth accepts.
     #[error("{what} is larger than the {limit} bytes limit")]
     TooLarge { what: String, limit: u64 },

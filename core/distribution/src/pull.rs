@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_image::{Image, ImageStore, Reference};
+use berth_layer_tar::TarCheckWriter;
 use sha2::{Digest as _, Sha256};
 
 use crate::client::{read_limited, split_repository, Client, RegistryOptions};
@@ -217,12 +218,17 @@ pub(crate) struct LayerJob {
     dest: PathBuf,
 }
 
-/// Hashes what is written to it (the decompressed stream).
-struct HashSink(Sha256);
+/// Checks what is written to it (the decompressed stream): its digest, and the layer
+/// entry rules the unpacker applies, so a layer it would refuse is refused here.
+struct HashSink {
+    hasher: Sha256,
+    check: TarCheckWriter,
+}
 
 impl Write for HashSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
+        self.hasher.update(buf);
+        self.check.write_all(buf)?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -230,44 +236,50 @@ impl Write for HashSink {
     }
 }
 
+/// The checks of a layer's uncompressed content, fed the blob as it downloads.
 enum DiffHasher {
-    Plain,
+    /// Uncompressed: the diff_id is the blob digest, only the entries are checked.
+    Plain(TarCheckWriter),
     Gzip(flate2::write::MultiGzDecoder<HashSink>),
     Zstd(zstd::stream::write::Decoder<'static, HashSink>),
 }
 
 impl DiffHasher {
     fn new(c: Compression) -> io::Result<DiffHasher> {
+        let sink = || -> io::Result<HashSink> {
+            Ok(HashSink {
+                hasher: Sha256::new(),
+                check: TarCheckWriter::new()?,
+            })
+        };
         Ok(match c {
-            Compression::None => DiffHasher::Plain,
-            Compression::Gzip => {
-                DiffHasher::Gzip(flate2::write::MultiGzDecoder::new(HashSink(Sha256::new())))
-            }
-            Compression::Zstd => {
-                DiffHasher::Zstd(zstd::stream::write::Decoder::new(HashSink(Sha256::new()))?)
-            }
+            Compression::None => DiffHasher::Plain(TarCheckWriter::new()?),
+            Compression::Gzip => DiffHasher::Gzip(flate2::write::MultiGzDecoder::new(sink()?)),
+            Compression::Zstd => DiffHasher::Zstd(zstd::stream::write::Decoder::new(sink()?)?),
         })
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
-            DiffHasher::Plain => Ok(()),
+            DiffHasher::Plain(c) => c.write_all(data),
             DiffHasher::Gzip(d) => d.write_all(data),
             DiffHasher::Zstd(d) => d.write_all(data),
         }
     }
 
-    /// The diff_id, or None for an uncompressed layer (diff_id = digest).
-    fn finish(self) -> io::Result<Option<String>> {
+    /// The diff_id (None for an uncompressed layer: diff_id = digest) and the verdict
+    /// of the entry check.
+    fn finish(self) -> io::Result<(Option<String>, berth_layer_tar::Result<u64>)> {
         let sink = match self {
-            DiffHasher::Plain => return Ok(None),
+            DiffHasher::Plain(c) => return Ok((None, c.finish())),
             DiffHasher::Gzip(d) => d.finish()?,
             DiffHasher::Zstd(mut d) => {
                 d.flush()?;
                 d.into_inner()
             }
         };
-        Ok(Some(format!("sha256:{}", hex::encode(sink.0.finalize()))))
+        let diff = format!("sha256:{}", hex::encode(sink.hasher.finalize()));
+        Ok((Some(diff), sink.check.finish()))
     }
 }
 
@@ -389,7 +401,11 @@ async fn download_layer(
                 );
                 return Ok((fetched, resumed));
             }
-            Download::Bad { resumed, error } if resumed > 0 => {
+            // A refused entry is in content that matched its digest: fetching it again
+            // cannot change that.
+            Download::Bad { resumed, error }
+                if resumed > 0 && !matches!(error, DistributionError::UnsafeLayer { .. }) =>
+            {
                 // The bytes kept from before may be what is wrong: once more from scratch
                 // (which resumes nothing, so this happens at most once).
                 tracing::warn!(digest = %job.digest, %error, "resumed download failed verification; starting over");
@@ -557,8 +573,8 @@ async fn fetch_into(
             actual,
         });
     }
-    let diff_id = match diff_err.map_or_else(|| diff.finish(), Err) {
-        Ok(d) => d.unwrap_or_else(|| actual.clone()),
+    let (diff_id, verdict) = match diff_err.map_or_else(|| diff.finish(), Err) {
+        Ok((d, verdict)) => (d.unwrap_or_else(|| actual.clone()), verdict),
         Err(e) => {
             return bad(DistributionError::malformed(
                 format!("{what} (decompressing)"),
@@ -572,6 +588,9 @@ async fn fetch_into(
             expected: job.diff_id.clone(),
             actual: diff_id,
         });
+    }
+    if let Err(error) = verdict {
+        return bad(DistributionError::UnsafeLayer { what, error });
     }
     Ok(Download::Verified {
         fetched: count - have,
@@ -880,26 +899,56 @@ mod tests {
 
     #[test]
     fn diff_hasher_gzip_and_zstd() {
-        let data = b"some tar bytes".repeat(1000);
+        let tar_of = |entries: &[(&str, &str)]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, link) in entries {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(0);
+                h.set_mode(0o644);
+                if link.is_empty() {
+                    b.append_data(&mut h, name, std::io::empty()).unwrap();
+                } else {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    b.append_link(&mut h, name, link).unwrap();
+                }
+            }
+            b.into_inner().unwrap()
+        };
+        let data = tar_of(&[("a", "/etc"), ("b", "")]);
+        let bad = tar_of(&[("a", "/etc"), ("a/passwd", "")]);
         let want = sha256_hex(&data);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&data).unwrap();
-        let gz = gz.finish().unwrap();
+        let gzip = |d: &[u8]| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(d).unwrap();
+            gz.finish().unwrap()
+        };
         let mut h = DiffHasher::new(Compression::Gzip).unwrap();
-        for c in gz.chunks(7) {
+        for c in gzip(&data).chunks(7) {
             h.write(c).unwrap();
         }
-        assert_eq!(h.finish().unwrap(), Some(want.clone()));
-        let zs = zstd::encode_all(&data[..], 3).unwrap();
+        let (diff, verdict) = h.finish().unwrap();
+        assert_eq!(diff, Some(want.clone()));
+        assert_eq!(verdict.unwrap(), 2);
         let mut h = DiffHasher::new(Compression::Zstd).unwrap();
-        h.write(&zs).unwrap();
-        assert_eq!(h.finish().unwrap(), Some(want));
-        assert_eq!(
-            DiffHasher::new(Compression::None)
-                .unwrap()
-                .finish()
-                .unwrap(),
-            None
-        );
+        h.write(&zstd::encode_all(&data[..], 3).unwrap()).unwrap();
+        let (diff, verdict) = h.finish().unwrap();
+        assert_eq!(diff, Some(want));
+        assert!(verdict.is_ok());
+        let mut h = DiffHasher::new(Compression::None).unwrap();
+        h.write(&data).unwrap();
+        let (diff, verdict) = h.finish().unwrap();
+        assert_eq!(diff, None);
+        assert!(verdict.is_ok());
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let blob = match c {
+                Compression::None => bad.clone(),
+                Compression::Gzip => gzip(&bad),
+                Compression::Zstd => zstd::encode_all(&bad[..], 3).unwrap(),
+            };
+            let mut h = DiffHasher::new(c).unwrap();
+            h.write(&blob).unwrap();
+            let err = h.finish().unwrap().1.unwrap_err();
+            assert!(err.to_string().contains("a/passwd"), "{c:?}: {err}");
+        }
     }
 }

@@ -497,3 +497,122 @@ fn connection_refused_names_the_address() {
     let err = pull(&store, "Bad/Name", &PullOptions::default()).unwrap_err();
     assert!(err.to_string().contains("invalid reference"), "{err}");
 }
+
+/// A layer the unpacker would refuse (here: a symlink to /etc, then a file written
+/// through it) is refused while it downloads, naming the entry and the layer; the
+/// pulling store is left as it was. Each compression the registry may serve.
+#[test]
+fn unsafe_layer_in_registry_is_refused_at_pull() {
+    let Some(reg) = registry(TestAuth::None) else {
+        return;
+    };
+    let malicious = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, "etc-link", "/etc").unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(6);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "etc-link/passwd", &b"pwned\n"[..])
+            .unwrap();
+        b.into_inner().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("a")).unwrap();
+    let base_layer = gzip(&busybox_rootfs(b"unsafe"));
+    let base = store.import(&mut &base_layer[..], None, &[]).unwrap();
+    // The pulling store has the base layer already (an image of its own), so the only
+    // download is the refused one: what it leaves behind is all there is to see.
+    let root = dir.path().join("b");
+    let store_b = ImageStore::open(&root).unwrap();
+    let good = store_b
+        .import(
+            &mut &base_layer[..],
+            Some(&"localhost/bt-kept:1".parse().unwrap()),
+            &[],
+        )
+        .unwrap();
+    let blobs_before = std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .count();
+    let codecs: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "tar",
+            malicious.clone(),
+            "application/vnd.oci.image.layer.v1.tar",
+        ),
+        (
+            "gzip",
+            gzip(&malicious),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
+        (
+            "zstd",
+            zstd::encode_all(&malicious[..], 3).unwrap(),
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+    ];
+    for (codec, blob, media_type) in codecs {
+        // The source store takes the blob as built content (write_blob does not check
+        // layers: that is what builds use), so the registry gets to serve it.
+        let bad = store.write_blob(&mut &blob[..], media_type).unwrap();
+        let mut config = base.config.clone();
+        let mut diff_ids = base.diff_ids();
+        diff_ids.push(sha(&malicious));
+        config.rootfs_mut().set_diff_ids(diff_ids);
+        let mut layers = base.manifest.layers().clone();
+        layers.push(bad.clone());
+        let tag = format!("localhost/bt-unsafe:{codec}");
+        store
+            .create_image(config, layers, &[tag.parse().unwrap()])
+            .unwrap();
+        let remote = format!("{}/bt/unsafe:{codec}", reg.host());
+        push(&store, &tag, &remote, &PushOptions::default()).unwrap();
+
+        let err = pull(&store_b, &remote, &PullOptions::default()).unwrap_err();
+        eprintln!("{codec}: {err}");
+        assert!(
+            matches!(err, DistributionError::UnsafeLayer { .. }),
+            "{codec}: {err}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("\"etc-link/passwd\""), "{codec}: {msg}");
+        assert!(msg.contains(&bad.digest().to_string()), "{codec}: {msg}");
+        let list = store_b.list().unwrap();
+        assert_eq!(list.len(), 1, "{codec}");
+        assert_eq!(list[0].id, good.id, "{codec}");
+        assert!(!store_b.blob_path(bad.digest().as_ref()).unwrap().exists());
+        assert_eq!(
+            std::fs::read_dir(root.join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            blobs_before,
+            "{codec}: only the good image's blobs"
+        );
+        assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
+        assert!(
+            partial_files(&root).is_empty(),
+            "{:?}",
+            partial_files(&root)
+        );
+
+        // Resumed from an interrupted download: refused the same, the partial file gone.
+        let partial = root.join(".berth/partial").join(bad.digest().digest());
+        std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        std::fs::write(&partial, &blob[..blob.len() / 2]).unwrap();
+        let err = pull(&store_b, &remote, &PullOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, DistributionError::UnsafeLayer { .. }),
+            "{codec} resumed: {err}"
+        );
+        assert!(
+            partial_files(&root).is_empty(),
+            "{:?}",
+            partial_files(&root)
+        );
+        assert_eq!(store_b.list().unwrap().len(), 1, "{codec} resumed");
+    }
+}

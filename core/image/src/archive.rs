@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{digest_hex, HashingReader, VerifyingReader};
 use crate::error::{ImageError, Result};
-use crate::layer::Compression;
+use crate::layer::{check_tar, tar_error, Compression};
 use crate::layout::MAX_JSON;
 use crate::reference::Reference;
 use crate::store::{descriptor, host_arch, parse_config, ImageStore, Matched};
@@ -109,16 +109,19 @@ fn open_maybe_compressed(path: &Path) -> Result<Box<dyn Read>> {
     })
 }
 
-/// Hashes a file, decompressing it first if it is compressed: returns
-/// (compression, diff_id).
-fn diff_id_of(path: &Path) -> Result<(Compression, String)> {
+/// Hashes a layer file, decompressing it first if it is compressed, and checks in the
+/// same pass that it is a tar whose entries are safe to unpack: returns
+/// (compression, diff_id, verdict of the check). The verdict comes apart so that
+/// callers report a diff_id mismatch (a corrupted layer) before what the check found in
+/// the content. `what` names the layer in errors.
+fn diff_id_of(path: &Path, what: &str) -> Result<(Compression, String, Result<()>)> {
     let file = File::open(path).map_err(|e| ImageError::io("opening", path, e))?;
     let mut buf = BufReader::with_capacity(1 << 20, file);
     let head = buf
         .fill_buf()
         .map_err(|e| ImageError::io("reading", path, e))?;
     let c = Compression::detect(head).map_err(|reason| ImageError::InvalidTar {
-        what: path.display().to_string(),
+        what: what.to_string(),
         reason,
     })?;
     let reader: Box<dyn Read> = match c {
@@ -129,13 +132,11 @@ fn diff_id_of(path: &Path) -> Result<(Compression, String)> {
                 .map_err(|e| ImageError::io("reading", path, e))?,
         ),
     };
-    let (d, _, _) = HashingReader::new(reader)
-        .finish()
-        .map_err(|e| ImageError::InvalidTar {
-            what: format!("layer {}", path.display()),
-            reason: e.to_string(),
-        })?;
-    Ok((c, d))
+    let mut hashing = HashingReader::new(reader);
+    let verdict = check_tar(&mut hashing, what).map(|_| ());
+    // The rest of the stream (after the archive, or after a refused entry) still counts.
+    let (d, _, _) = hashing.finish().map_err(|e| tar_error(e, what))?;
+    Ok((c, d, verdict))
 }
 
 impl ImageStore {
@@ -248,7 +249,8 @@ impl ImageStore {
             digest: name.to_string(),
             referenced_by: format!("manifest.json in {}", archive.display()),
         };
-        let mut images = Vec::new();
+        // Verify everything before committing anything.
+        let mut plan = Vec::new();
         for entry in entries {
             let cbytes = ex
                 .read_json(&entry.config, archive)
@@ -276,19 +278,25 @@ impl ImageStore {
             let mut layers = Vec::new();
             for (i, lname) in entry.layers.iter().enumerate() {
                 let staged = ex.get(lname).ok_or_else(|| missing(lname))?;
-                let (c, diff) = diff_id_of(&staged.path)?;
+                let what = format!("layer {lname} in {}", archive.display());
+                let (c, diff, verdict) = diff_id_of(&staged.path, &what)?;
                 if diff != diff_ids[i] {
                     return Err(ImageError::DigestMismatch {
-                        what: format!("layer {lname} in {}", archive.display()),
+                        what,
                         expected: diff_ids[i].clone(),
                         actual: diff,
                     });
                 }
+                verdict?;
                 layers.push((
                     staged,
                     descriptor(c.oci_media_type(), &staged.digest, staged.size)?,
                 ));
             }
+            plan.push((cbytes, tags, layers));
+        }
+        let mut images = Vec::new();
+        for (cbytes, tags, layers) in plan {
             for (staged, d) in &layers {
                 self.commit_staged(staged, d.digest().as_ref())?;
             }
@@ -452,7 +460,8 @@ impl ImageStore {
                     });
                 };
                 let staged = self.oci_blob(ex, l, archive, &by)?;
-                let (found, diff) = diff_id_of(&staged.path)?;
+                let what = format!("layer {} of {by} in {}", l.digest(), archive.display());
+                let (found, diff, verdict) = diff_id_of(&staged.path, &what)?;
                 if found != c {
                     return Err(ImageError::InvalidArchive {
                         path: archive.to_path_buf(),
@@ -469,6 +478,7 @@ impl ImageStore {
                         actual: diff,
                     });
                 }
+                verdict?;
                 blobs.push((staged, l.digest().to_string()));
             }
             let mut mdesc_clean = descriptor(

@@ -54,6 +54,14 @@ pub enum ImageError {
     /// A JSON document of the store or an archive cannot be parsed.
     #[error("invalid {what}: {reason}")]
     InvalidJson { what: String, reason: String },
+    /// A layer holds an entry that could not be unpacked safely (a path or link leaving
+    /// the root, a write through a symlink, a malformed whiteout): the image is refused
+    /// when it enters the store rather than failing at its first run.
+    #[error("refusing {what}: {error}")]
+    UnsafeLayer {
+        what: String,
+        error: berth_layer_tar::LayerError,
+    },
     /// The input is not a valid (possibly compressed) tar stream.
     #[error("invalid tar stream {what}: {reason}")]
     InvalidTar { what: String, reason: String },

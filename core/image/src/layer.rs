@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 
+use berth_layer_tar::EntryValidator;
 use flate2::read::MultiGzDecoder;
 
 use crate::digest::{HashingReader, TeeHashReader, VerifyingReader};
@@ -74,7 +75,7 @@ pub(crate) struct Ingested {
 
 /// Copies `input` into `out` in one pass, computing the digest of the bytes
 /// as given and the diff_id of the decompressed tar, and checking that the
-/// decompressed stream is a readable tar archive.
+/// decompressed stream is a tar archive whose entries are safe to unpack.
 pub(crate) fn ingest_layer<W: Write>(
     input: &mut dyn Read,
     out: W,
@@ -85,19 +86,6 @@ pub(crate) fn ingest_layer<W: Write>(
         what: what.to_string(),
         source: e,
     };
-    let tar_err = |e: io::Error| match e.kind() {
-        io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::InvalidData
-        | io::ErrorKind::InvalidInput
-        | io::ErrorKind::Other => ImageError::InvalidTar {
-            what: what.to_string(),
-            reason: e.to_string(),
-        },
-        _ => ImageError::Read {
-            what: what.to_string(),
-            source: e,
-        },
-    };
     let mut buffered = BufReader::with_capacity(1 << 20, input);
     let head = buffered.fill_buf().map_err(read_err)?;
     let compression = Compression::detect(head).map_err(|reason| ImageError::InvalidTar {
@@ -105,22 +93,18 @@ pub(crate) fn ingest_layer<W: Write>(
         reason,
     })?;
     let tee = TeeHashReader::new(buffered, BufWriter::with_capacity(1 << 20, out), progress);
+    let tar_err = |e| tar_error(e, what);
     let (diff_id, tee) = match compression {
-        Compression::None => {
-            let tee = check_tar(tee, what).map_err(tar_err)?;
-            (None, tee)
-        }
+        Compression::None => (None, check_tar(tee, what)?),
         Compression::Gzip => {
-            let hashing = HashingReader::new(MultiGzDecoder::new(tee));
-            let hashing = check_tar(hashing, what).map_err(tar_err)?;
+            let hashing = check_tar(HashingReader::new(MultiGzDecoder::new(tee)), what)?;
             let (diff, _, dec) = hashing.finish().map_err(tar_err)?;
             (Some(diff), dec.into_inner())
         }
         Compression::Zstd => {
             let dec =
                 zstd::stream::read::Decoder::with_buffer(BufReader::new(tee)).map_err(read_err)?;
-            let hashing = HashingReader::new(dec);
-            let hashing = check_tar(hashing, what).map_err(tar_err)?;
+            let hashing = check_tar(HashingReader::new(dec), what)?;
             let (diff, _, dec) = hashing.finish().map_err(tar_err)?;
             // Trailing bytes not consumed by the decoder are still part of the blob.
             (Some(diff), dec.finish().into_inner())
@@ -140,32 +124,59 @@ pub(crate) fn ingest_layer<W: Write>(
     ))
 }
 
-/// Reads a whole tar archive (headers and contents), returning the reader
-/// positioned after the end-of-archive marker.
-fn check_tar<R: Read>(reader: R, what: &str) -> io::Result<R> {
+/// A read error of a layer stream: a broken tar (or compressed) stream is `InvalidTar`,
+/// anything else a failure to read the input.
+pub(crate) fn tar_error(e: io::Error, what: &str) -> ImageError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::InvalidData
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::Other => ImageError::InvalidTar {
+            what: what.to_string(),
+            reason: e.to_string(),
+        },
+        _ => ImageError::Read {
+            what: what.to_string(),
+            source: e,
+        },
+    }
+}
+
+/// Reads a whole tar archive (headers and contents), checking every entry with the
+/// layer unpacker's rules ([`EntryValidator`]), and returns the reader positioned after
+/// the end-of-archive marker. This is the pass that also hashes the stream: the layer
+/// is not read a second time to be checked.
+pub(crate) fn check_tar<R: Read>(reader: R, what: &str) -> Result<R, ImageError> {
     let mut counting = CountingReader {
         inner: reader,
         n: 0,
     };
     {
         let mut archive = tar::Archive::new(&mut counting);
+        let mut validator = EntryValidator::new();
         let mut sink = io::sink();
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            io::copy(&mut entry, &mut sink)?;
+        for entry in archive.entries().map_err(|e| tar_error(e, what))? {
+            let mut entry = entry.map_err(|e| tar_error(e, what))?;
+            validator
+                .check_entry(&mut entry)
+                .map_err(|error| ImageError::UnsafeLayer {
+                    what: what.to_string(),
+                    error,
+                })?;
+            io::copy(&mut entry, &mut sink).map_err(|e| tar_error(e, what))?;
         }
     }
+    let invalid = |reason: String| ImageError::InvalidTar {
+        what: what.to_string(),
+        reason,
+    };
     if counting.n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{what} is empty, not a tar archive"),
-        ));
+        return Err(invalid(format!("{what} is empty, not a tar archive")));
     }
     if counting.n % 512 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{what} is not a tar archive (length is not a multiple of 512 bytes)"),
-        ));
+        return Err(invalid(format!(
+            "{what} is not a tar archive (length is not a multiple of 512 bytes)"
+        )));
     }
     Ok(counting.inner)
 }

@@ -6,7 +6,10 @@
 //!   paths through escaping symlinks are refused ([`LayerError::Unsafe`]). Modes, owners,
 //!   times (directories last), xattrs, links, device nodes, fifos and holes are kept.
 //!   Whiteouts go through a [`WhiteoutStrategy`]: [`OverlayWhiteouts`] or
-//!   [`DeletingWhiteouts`].
+//!   [`DeletingWhiteouts`]. The entry rules themselves live in [`validate`]
+//!   ([`EntryValidator`]), which image import, load and pull also run over the layer
+//!   streams they read ([`validate_tar`], [`TarCheckWriter`]), so a layer the unpacker
+//!   would refuse never enters the image store.
 //! * [`diff_overlay_upper`] and [`diff_trees`] write a layer tar back, sorted by path, with
 //!   an optional mtime clamp.
 //! * [`copy_tree`] makes full copies (for drivers without copy-on-write), and [`state`]
@@ -20,6 +23,7 @@ pub mod error;
 pub mod fsutil;
 pub mod state;
 pub mod store;
+pub mod validate;
 pub mod whiteout;
 
 /// Test helpers (a tree with every file type, tree manifests), for this crate's and the
@@ -28,9 +32,10 @@ pub mod whiteout;
 #[doc(hidden)]
 pub mod testing;
 
-pub use apply::{apply_layer, normalize_entry_path, ApplyStats};
+pub use apply::{apply_layer, ApplyStats};
 pub use copy::copy_tree;
 pub use diff::{diff_overlay_upper, diff_trees, DiffOptions, DiffStats};
 pub use error::{LayerError, Result};
 pub use fsutil::{remove_tree, tree_usage};
+pub use validate::{normalize_entry_path, validate_tar, EntryValidator, Planned, TarCheckWriter};
 pub use whiteout::{DeletingWhiteouts, OverlayWhiteouts, WhiteoutStrategy};

@@ -348,3 +348,101 @@ fn absolute_paths_and_inside_symlinks_stay_inside() {
     assert_eq!(std::fs::read(root.join("sub/f")).unwrap(), b"ok");
     let _ = std::io::stdout().flush();
 }
+
+/// Property: whatever the validator accepts, the unpacker applies without error with
+/// both whiteout strategies (so an image accepted at import unpacks at run time), and
+/// nothing is ever written outside the target. Random short entry sequences over a small
+/// alphabet of names, types and link targets chosen to collide (symlinks, links through
+/// them, whiteouts, opaque markers, `..`).
+#[test]
+fn validator_accepts_only_what_the_unpacker_applies() {
+    use berth_layer_tar::validate_tar;
+    use tar::EntryType::*;
+    const NAMES: &[&str] = &[
+        "a",
+        "b",
+        "a/b",
+        "a/b/c",
+        "b/a",
+        "/a",
+        "./a/",
+        "c/d",
+        "a/c",
+        ".wh.a",
+        "a/.wh.b",
+        ".wh..wh..opq",
+        "a/.wh..wh..opq",
+        "b/.wh.a",
+        ".wh...",
+        ".wh.",
+        "a/../b",
+        "./",
+    ];
+    const KINDS: &[tar::EntryType] = &[Regular, Directory, Directory, Symlink, Symlink, Link, Fifo];
+    const TARGETS: &[&str] = &[
+        "a", "b", "a/b", "/a", "/etc", "..", "../x", ".", "b/..", "a/b/c", "c", "/a/b", "OUTSIDE",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let t = tmp();
+    let (mut accepted, mut refused) = (0, 0);
+    for case in 0..400 {
+        let len = 1 + next(7);
+        let mut seq = Vec::new();
+        let mut b = Vec::new();
+        for _ in 0..len {
+            let name = NAMES[next(NAMES.len())];
+            let kind = KINDS[next(KINDS.len())];
+            let link = if matches!(kind, Symlink | Link) {
+                TARGETS[next(TARGETS.len())]
+            } else {
+                ""
+            };
+            raw_entry(&mut b, name.as_bytes(), kind, link.as_bytes(), b"");
+            seq.push((name, kind, link));
+        }
+        let mut data = finish(b);
+        let sandbox = t.path().join(format!("case{case}"));
+        let outside = sandbox.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"s").unwrap();
+        if data.windows(7).any(|w| w == b"OUTSIDE") {
+            data = patch(&data, &outside.display().to_string());
+        }
+        let verdict = validate_tar(&mut data.as_slice());
+        for overlay in [false, true] {
+            let root = sandbox.join(if overlay { "overlay" } else { "deleting" });
+            std::fs::create_dir(&root).unwrap();
+            let applied = if overlay {
+                apply_layer(&root, &mut data.as_slice(), &mut OverlayWhiteouts)
+            } else {
+                apply_layer(&root, &mut data.as_slice(), &mut DeletingWhiteouts)
+            };
+            if verdict.is_ok() {
+                if let Err(e) = &applied {
+                    panic!("accepted but not applied (overlay={overlay}): {seq:?}: {e}");
+                }
+            }
+            if let Err(e) = &applied {
+                assert!(verdict.is_err(), "{seq:?}: {e}");
+            }
+            assert_eq!(
+                list_all(&outside),
+                vec![Path::new("secret").to_path_buf()],
+                "{seq:?}"
+            );
+        }
+        match verdict {
+            Ok(_) => accepted += 1,
+            Err(_) => refused += 1,
+        }
+        std::fs::remove_dir_all(&sandbox).unwrap();
+    }
+    eprintln!("{accepted} accepted, {refused} refused");
+    assert!(accepted > 50 && refused > 50, "{accepted} / {refused}");
+}
