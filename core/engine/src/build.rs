@@ -989,6 +989,8 @@ impl Engine {
             readonly_paths: None,
             // RUN steps get what a default `berth run` gets.
             seccomp: Some(berth_seccomp::Profile::default_profile()),
+            devices: Vec::new(),
+            device_rules: Vec::new(),
         };
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| EngineError::io("creating a pipe", e.into()))?;

@@ -35,5 +35,8 @@ pub use error::RuntimeError;
 pub use oci::to_oci_config;
 pub use plan::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
 pub use process::{create, exec, Created, ExitStatus, Started};
-pub use spec::{ContainerSpec, ExecOptions, MountSpec, NetworkMode, ProcessSpec, Stdio};
+pub use spec::{
+    ContainerSpec, DeviceCgroupRule, DeviceNode, DeviceType, ExecOptions, MountSpec, NetworkMode,
+    ProcessSpec, Stdio,
+};
 pub use user::resolve_user;
