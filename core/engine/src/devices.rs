@@ -9,14 +9,16 @@
 //! controller; cgroup2: a BPF device program), before the container's first process runs.
 //! `CAP_MKNOD` stays in the default capabilities, as with Docker: creating a node is
 //! harmless when opening it is refused, and the list covers nodes shipped in image layers
-//! too.
+//! too. `berth build` RUN steps get the default list as well, in a group of their own
+//! (`RunGroup`).
 //!
 //! **Policy when the list can't be enforced.** berth refuses to start a container that is
 //! not `--privileged` when there is no isolator, or the isolator cannot set device lists
 //! (a plugin built before `set_devices`, or a host without the devices hierarchy or BPF):
 //! running it would give root in the container every host device (the kernel log, raw
 //! disks, terminals). `--privileged` containers get every device anyway, so they still run
-//! without an isolator (with a warning, as before).
+//! without an isolator (with a warning, as before). The same holds for build RUN steps,
+//! which are never privileged.
 
 use std::{
     os::unix::fs::{FileTypeExt, MetadataExt},
@@ -331,18 +333,58 @@ pub fn enforce(
 }
 
 /// The error for a container that would run without any isolator (none configured or it
-/// failed to load): only `--privileged` containers may.
+/// failed to load, `why`): only `--privileged` containers may.
 pub fn require_isolator(privileged: bool, why: &EngineError) -> Result<(), EngineError> {
     if privileged {
         return Ok(());
     }
-    Err(EngineError::Invalid(format!(
+    Err(no_isolator(why))
+}
+
+fn no_isolator(why: &EngineError) -> EngineError {
+    EngineError::Invalid(format!(
         "no isolator to restrict the container's access to host devices ({why}); \
          berth does not run containers with every host device open: configure one \
          ([isolator] driver = \"auto\", \"cgroup1\" or \"cgroup2\" in berth.toml, and the \
          plugin in a plugin directory), or use --privileged to give the container every \
          device on purpose"
-    )))
+    ))
+}
+
+/// The group of a short-lived container that is not a record (a `berth build` RUN step):
+/// created with the default device list, destroyed on drop.
+pub(crate) struct RunGroup {
+    iso: std::sync::Arc<dyn Isolator>,
+    id: String,
+}
+
+impl RunGroup {
+    pub(crate) fn new(plugins: &crate::Plugins, id: &str) -> Result<RunGroup, EngineError> {
+        let iso = plugins.isolator().map_err(|e| no_isolator(&e))?;
+        iso.create(id, &Default::default())
+            .map_err(|e| EngineError::plugin("creating the cgroup of the RUN step", e))?;
+        let g = RunGroup {
+            iso,
+            id: id.to_string(),
+        };
+        enforce(&*g.iso, id, false, &default_rules())?;
+        Ok(g)
+    }
+
+    /// Moves the step's process (waiting at its sync point) into the group.
+    pub(crate) fn add(&self, pid: i32) -> Result<(), EngineError> {
+        self.iso
+            .add_process(&self.id, pid)
+            .map_err(|e| EngineError::plugin("placing the RUN step in its cgroup", e))
+    }
+}
+
+impl Drop for RunGroup {
+    fn drop(&mut self) {
+        if let Err(e) = self.iso.destroy(&self.id) {
+            tracing::warn!("removing the cgroup of RUN step {}: {e}", self.id);
+        }
+    }
 }
 
 #[cfg(test)]
