@@ -1093,6 +1093,11 @@ fn host_devices_are_denied_unless_given() {
         "DENIED"
     );
     assert_eq!(probe(&["--privileged"], KMSG_W).trim(), "OPENED");
+    // --privileged also gets the host's device nodes, as with Docker.
+    assert_eq!(
+        probe(&["--privileged"], "test -c /dev/kmsg && echo HOSTDEV").trim(),
+        "HOSTDEV"
+    );
     // tmpfs mounts are nodev (Docker's default): even an allowed node can't be opened there.
     assert_eq!(
         probe(

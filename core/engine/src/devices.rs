@@ -251,11 +251,44 @@ fn host_nodes(d: &DeviceMapping) -> Result<Vec<runtime::DeviceNode>, EngineError
     Ok(out)
 }
 
+/// The device nodes below `dev` (the host's `/dev`) at the same paths in the container,
+/// as runc's `HostDevices`: not in `pts`, `shm`, `fd`, `mqueue` and the runtime's own
+/// `console`; symlinks and unreadable entries are skipped.
+fn host_dev_nodes(dev: &std::path::Path) -> Vec<runtime::DeviceNode> {
+    let mut out = Vec::new();
+    let mut todo = vec![(dev.to_path_buf(), "/dev".to_string())];
+    while let Some((dir, cdir)) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let cpath = format!("{cdir}/{name}");
+            if m.is_dir() {
+                if !matches!(
+                    name.as_str(),
+                    "pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev"
+                ) {
+                    todo.push((e.path(), cpath));
+                }
+            } else if name != "console" {
+                out.extend(node_of(&m, cpath));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
 /// Resolves a container's devices for a start: the nodes to create and the access list
-/// (everything for `--privileged`).
+/// (everything, and every host device node, for `--privileged`).
 pub fn resolve(c: &ContainerConfig) -> Result<ResolvedDevices, EngineError> {
     if c.privileged {
-        let mut nodes = Vec::new();
+        // Like Docker: every device of the host's /dev, then the --device nodes.
+        let mut nodes = host_dev_nodes(std::path::Path::new("/dev"));
         for d in &c.devices {
             nodes.extend(host_nodes(d)?);
         }
@@ -504,11 +537,18 @@ mod tests {
         c.privileged = true;
         let r = resolve(&c).unwrap();
         assert_eq!(r.rules, vec![DeviceRule::everything(true)]);
-        assert_eq!(
-            r.nodes.len(),
-            1,
+        assert!(
+            r.nodes.iter().any(|n| n.path == "/dev/bt-null"),
             "--device nodes are created for --privileged too"
         );
+        assert!(r
+            .nodes
+            .iter()
+            .any(|n| n.path == "/dev/null" && n.minor == 3));
+        assert!(!r
+            .nodes
+            .iter()
+            .any(|n| n.path.starts_with("/dev/pts/") || n.path == "/dev/console"));
 
         let e = validate(&[parse_device("/etc/hostname").unwrap()], &[])
             .unwrap_err()
