@@ -1093,6 +1093,11 @@ fn host_devices_are_denied_unless_given() {
         "DENIED"
     );
     assert_eq!(probe(&["--privileged"], KMSG_W).trim(), "OPENED");
+    // A process exec'd into a running container joins its list.
+    let id = env.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
+    let id = id.trim();
+    assert_eq!(env.ok(&["exec", id, "sh", "-c", KMSG_W]).trim(), "DENIED");
+    env.ok(&["rm", "-f", id]);
     // --privileged also gets the host's device nodes, as with Docker.
     assert_eq!(
         probe(&["--privileged"], "test -c /dev/kmsg && echo HOSTDEV").trim(),
