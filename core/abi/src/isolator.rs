@@ -1,8 +1,8 @@
 //! Isolators: resource control of a container's processes (cgroups).
 //!
-//! The host creates one group per container before the container's first process execs:
-//! it forks the process, calls [`Isolator::add_process`] while the child waits, then lets it
-//! exec. `exec` places its process the same way.
+//! The host creates one group per container before the container's first process execs,
+//! sets its device access list ([`Isolator::set_devices`]), forks the process, calls
+//! [`Isolator::add_process`] while the child waits, then lets it exec. `exec` places its process the same way.
 //!
 //! **Thread-safety:** isolators are `Send + Sync`; groups are named by the host's container
 //! id, so two processes never race on one group.
@@ -59,7 +59,8 @@ pub struct Limits {
 pub struct IsolatorCaps {
     /// Names of enforceable limits, matching the CLI flags without dashes:
     /// `memory`, `memory-swap`, `memory-reservation`, `cpus`, `cpu-shares`, `cpuset`,
-    /// `pids-limit`, `blkio-weight`, `device-io`; plus `freeze` and `kill`.
+    /// `pids-limit`, `blkio-weight`, `device-io`; plus `freeze`, `kill` and `devices`
+    /// (device access lists, [`Isolator::set_devices`]).
     pub supported: RVec<RString>,
     /// Where groups are created (for `berth info`).
     pub parent: RString,
