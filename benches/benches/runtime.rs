@@ -86,6 +86,8 @@ fn create_start_wait(c: &mut Criterion) {
         masked_paths: None,
         readonly_paths: None,
         seccomp: None,
+        devices: vec![],
+        device_rules: vec![],
     };
     let mut g = c.benchmark_group("runtime");
     g.measurement_time(Duration::from_secs(5));

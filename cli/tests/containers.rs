@@ -1047,6 +1047,159 @@ fn healthchecks_run_and_report_like_docker() {
     env.ok(&["rm", "-f", "hc1", "hc2", "hc3", "hc4"]);
 }
 
+/// Issue 15: a container can't reach host devices it was not given. Every probe opens a
+/// node and closes it at once (`true > node` opens write-only and writes nothing; not
+/// `:`, a special built-in whose failed redirection ends the shell), so a
+/// regression can't touch the host: c 1:11 is /dev/kmsg.
+#[test]
+fn host_devices_are_denied_unless_given() {
+    let env = Env::new("dev");
+    env.import_busybox();
+    let probe = |extra: &[&str], script: &str| -> String {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        env.ok(&args)
+    };
+    const KMSG_W: &str =
+        "mknod /tmp/k c 1 11 && { true > /tmp/k && echo OPENED || echo DENIED; } 2>/dev/null";
+    // Default: mknod works (CAP_MKNOD, as Docker), opening the node does not.
+    assert_eq!(probe(&[], KMSG_W).trim(), "DENIED");
+    // The default devices still work.
+    assert_eq!(
+        probe(
+            &[],
+            "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c && true > /dev/full && echo OK"
+        )
+        .split_whitespace()
+        .collect::<Vec<_>>(),
+        vec!["4", "4", "OK"]
+    );
+    // Allowed on purpose: a rule, --device (read-only here), --privileged.
+    assert_eq!(
+        probe(&["--device-cgroup-rule", "c 1:11 w"], KMSG_W).trim(),
+        "OPENED"
+    );
+    // --device creates the node; its permissions go into the list (kmsg's read side is
+    // refused by the kernel itself under dmesg_restrict, so only the write side is probed).
+    const BT_KMSG_W: &str =
+        "test -c /dev/bt/kmsg && { true > /dev/bt/kmsg && echo OPENED || echo DENIED; } 2>/dev/null";
+    assert_eq!(
+        probe(&["--device", "/dev/kmsg:/dev/bt/kmsg:w"], BT_KMSG_W).trim(),
+        "OPENED"
+    );
+    assert_eq!(
+        probe(&["--device", "/dev/kmsg:/dev/bt/kmsg:r"], BT_KMSG_W).trim(),
+        "DENIED"
+    );
+    assert_eq!(probe(&["--privileged"], KMSG_W).trim(), "OPENED");
+    // A process exec'd into a running container joins its list.
+    let id = env.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
+    let id = id.trim();
+    assert_eq!(env.ok(&["exec", id, "sh", "-c", KMSG_W]).trim(), "DENIED");
+    env.ok(&["rm", "-f", id]);
+    // --privileged also gets the host's device nodes, as with Docker.
+    assert_eq!(
+        probe(&["--privileged"], "test -c /dev/kmsg && echo HOSTDEV").trim(),
+        "HOSTDEV"
+    );
+    // tmpfs mounts are nodev (Docker's default): even an allowed node can't be opened there.
+    assert_eq!(
+        probe(
+            &["--tmpfs", "/t", "--device-cgroup-rule", "c 1:3 rwm"],
+            "mknod /t/n c 1 3 && { true > /t/n && echo OPENED || echo DENIED; } 2>/dev/null"
+        )
+        .trim(),
+        "DENIED"
+    );
+
+    // A node shipped in an image layer is covered too, also for an unprivileged user
+    // without capabilities.
+    let root = env.root.join("devimg");
+    std::fs::create_dir_all(&root).unwrap();
+    let node = root.join("bt-kmsg");
+    for (cmd, args) in [
+        ("mknod", vec![node.to_str().unwrap(), "c", "1", "11"]),
+        ("chmod", vec!["666", node.to_str().unwrap()]),
+    ] {
+        let st = std::process::Command::new(cmd)
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd} {args:?}");
+    }
+    let tar = env.root.join("devimg.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&["import", tar.to_str().unwrap(), "devlayer:latest"]);
+    let bin = format!("{}:/bin:ro", env.root.join("bbroot/bin").display());
+    let layer_probe = |extra: &[&str]| -> String {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cap-drop",
+            "ALL",
+            "-u",
+            "1000",
+            "-v",
+            &bin,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "devlayer",
+            "sh",
+            "-c",
+            "test -c /bt-kmsg && { true > /bt-kmsg && echo OPENED || echo DENIED; } 2>/dev/null",
+        ]);
+        env.ok(&args).trim().to_string()
+    };
+    assert_eq!(layer_probe(&[]), "DENIED");
+    // …and it is the device list that stops it (the rootfs itself is not nodev).
+    assert_eq!(layer_probe(&["--device-cgroup-rule", "c 1:11 w"]), "OPENED");
+}
+
+/// Without an isolator berth can't restrict devices: it refuses, unless --privileged.
+#[test]
+fn no_isolator_refuses_unprivileged_containers() {
+    let env = Env::new("noiso");
+    env.import_busybox();
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replacen(
+            "[isolator]\ndriver = \"auto\"",
+            "[isolator]\ndriver = \"bt-missing\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let o = env.run(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "ran without an isolator: {err}");
+    assert!(
+        err.contains("no isolator to restrict") && err.contains("--privileged"),
+        "{err}"
+    );
+    env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--privileged",
+        "busybox",
+        "true",
+    ]);
+}
+
 /// No `: `-separated part of an error line is said twice (`X: io error: io error`).
 fn assert_no_repeated_segment(stderr: &str) {
     for line in stderr.lines() {

@@ -153,9 +153,15 @@ pub struct CreateArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
-    /// Give extended privileges to this container
+    /// Give extended privileges to this container (every capability and every device)
     #[arg(long)]
     pub privileged: bool,
+    /// Add a host device to the container (HOST[:CONTAINER[:PERMS]], PERMS a subset of rwm)
+    #[arg(long = "device")]
+    pub device: Vec<String>,
+    /// Add a rule to the container's device access list ('TYPE MAJOR:MINOR ACCESS', e.g. 'c 1:3 rwm')
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,
@@ -320,6 +326,17 @@ impl CreateArgs {
             publish_all: self.publish_all,
             readonly_rootfs: self.read_only,
             privileged: self.privileged,
+            devices: self
+                .device
+                .iter()
+                .map(|d| berth_engine::devices::parse_device(d))
+                .collect::<Result<_, _>>()?,
+            device_cgroup_rules: {
+                for r in &self.device_cgroup_rule {
+                    berth_engine::devices::parse_cgroup_rule(r)?;
+                }
+                self.device_cgroup_rule.clone()
+            },
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             no_new_privileges,
@@ -873,6 +890,12 @@ pub fn container_json(engine: &Engine, c: &ContainerRecord) -> serde_json::Value
             "RestartPolicy": c.config.restart,
             "AutoRemove": c.config.auto_remove,
             "Privileged": c.config.privileged,
+            "Devices": c.config.devices.iter().map(|d| serde_json::json!({
+                "PathOnHost": d.host_path,
+                "PathInContainer": d.container_path,
+                "CgroupPermissions": d.permissions,
+            })).collect::<Vec<_>>(),
+            "DeviceCgroupRules": c.config.device_cgroup_rules,
             "ReadonlyRootfs": c.config.readonly_rootfs,
             "CapAdd": c.config.cap_add,
             "CapDrop": c.config.cap_drop,

@@ -22,7 +22,7 @@ use abi_stable::{
 };
 
 use crate::{
-    isolator::{IsolatorCaps, Limits, ResourceStats},
+    isolator::{DeviceRule, IsolatorCaps, Limits, ResourceStats},
     network::{AttachRequest, AttachResult, DetachRequest, NetworkInfo, NetworkSpec},
     storage::{SnapshotInfo, StorageCapabilities, Usage},
     ErrorKind, Isolator, NetworkBackend, PluginContext, PluginError, PluginKind, PluginResult,
@@ -387,6 +387,15 @@ pub trait FfiIsolator: Send + Sync {
     fn destroy(&self, id: RStr<'_>) -> FResult<()>;
     #[sabi(last_prefix_field)]
     fn list(&self) -> FResult<RVec<RString>>;
+    // ---- compatible growth: methods below may be missing from older plugins' vtables;
+    // abi_stable then runs the default body here, on the host side.
+    /// Added after 1.0.0 (compatible): see [`Isolator::set_devices`](crate::Isolator::set_devices).
+    fn set_devices(&self, id: RStr<'_>, rules: RSlice<'_, DeviceRule>) -> FResult<()> {
+        let _ = (id, rules);
+        RResult::RErr(PluginError::unsupported(
+            "this isolator plugin predates device rules (built against an older berth-abi); rebuild it or use cgroup1/cgroup2",
+        ))
+    }
 }
 
 pub struct IsolatorExport<T>(pub T);
@@ -429,6 +438,11 @@ impl<T: Isolator> FfiIsolator for IsolatorExport<T> {
                 .map(|v| v.into_iter().map(RString::from).collect())
         })
     }
+    fn set_devices(&self, id: RStr<'_>, rules: RSlice<'_, DeviceRule>) -> FResult<()> {
+        guard("set_devices", || {
+            self.0.set_devices(id.into(), rules.as_slice())
+        })
+    }
 }
 
 pub struct IsolatorImport(pub FfiIsolator_TO<'static, RBox<()>>);
@@ -469,6 +483,11 @@ impl Isolator for IsolatorImport {
             .list()
             .into_result()
             .map(|v| v.into_iter().map(String::from).collect())
+    }
+    fn set_devices(&self, id: &str, rules: &[DeviceRule]) -> PluginResult<()> {
+        self.0
+            .set_devices(id.into(), RSlice::from_slice(rules))
+            .into_result()
     }
 }
 

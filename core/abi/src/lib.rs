@@ -42,7 +42,9 @@ pub mod network;
 pub mod storage;
 
 pub use error::{ErrorKind, PluginError, PluginResult};
-pub use isolator::{IoThrottle, Isolator, IsolatorCaps, Limits, ResourceStats};
+pub use isolator::{
+    DeviceKind, DeviceRule, IoThrottle, Isolator, IsolatorCaps, Limits, ResourceStats,
+};
 pub use module::{PluginContext, PluginKind, PluginTag, ABI_VERSION, PLUGIN_TAG_MAGIC};
 pub use network::{
     AttachRequest, AttachResult, DetachRequest, InterfaceInfo, NetworkBackend, NetworkInfo,

@@ -995,7 +995,12 @@ impl Engine {
             readonly_paths: None,
             // RUN steps get what a default `berth run` gets.
             seccomp: Some(berth_seccomp::Profile::default_profile()),
+            devices: Vec::new(),
+            device_rules: Vec::new(),
         };
+        // RUN steps get the device access list of a default container (image layers can
+        // ship device nodes): a group of their own, removed when the step ends.
+        let group = crate::devices::RunGroup::new(&self.plugins, &spec.id)?;
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| EngineError::io("creating a pipe", e.into()))?;
         let w2 = w
@@ -1010,6 +1015,10 @@ impl Engine {
             },
         )
         .map_err(|e| EngineError::Invalid(format!("starting the RUN command: {e}")))?;
+        if let Err(e) = group.add(created.pid()) {
+            created.abort();
+            return Err(e);
+        }
         let started = match created.start() {
             Ok(s) => s,
             Err(berth_runtime::RuntimeError::NotExecutable {

@@ -125,7 +125,14 @@ pub struct ContainerConfig {
     pub aliases: Vec<String>,
     pub ports: Vec<PortConfig>,
     pub readonly_rootfs: bool,
+    /// Every capability and every device (see [`crate::devices`]).
     pub privileged: bool,
+    /// `--device`: host device nodes made available in the container.
+    #[serde(default)]
+    pub devices: Vec<crate::devices::DeviceMapping>,
+    /// `--device-cgroup-rule`: extra entries of the device access list (`c 1:3 rwm`).
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub no_new_privileges: bool,

@@ -34,6 +34,10 @@ pub struct CreateOptions {
     pub publish_all: bool,
     pub readonly_rootfs: bool,
     pub privileged: bool,
+    /// `--device` (see [`crate::devices::parse_device`]).
+    pub devices: Vec<crate::devices::DeviceMapping>,
+    /// `--device-cgroup-rule` values, checked by `create`.
+    pub device_cgroup_rules: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub no_new_privileges: bool,
@@ -176,6 +180,8 @@ pub fn merge_config(image: &Image, o: &CreateOptions) -> Result<ContainerConfig,
         ports,
         readonly_rootfs: o.readonly_rootfs,
         privileged: o.privileged,
+        devices: o.devices.clone(),
+        device_cgroup_rules: o.device_cgroup_rules.clone(),
         cap_add: o.cap_add.clone(),
         cap_drop: o.cap_drop.clone(),
         no_new_privileges: o.no_new_privileges,
@@ -241,6 +247,7 @@ impl Engine {
                 "conflicting options: --restart and --rm".into(),
             ));
         }
+        crate::devices::validate(&o.devices, &o.device_cgroup_rules)?;
         let image = self.resolve_or_pull(&o.image, o.pull_always, o.quiet_pull)?;
         let mut config = merge_config(&image, o)?;
         if let Some(w) = platform_warning(&image) {

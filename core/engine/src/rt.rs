@@ -97,6 +97,7 @@ pub fn create(
     hostname: &str,
     etc: &[(PathBuf, String)],
     mounts: &[MountConfig],
+    devices: &crate::devices::ResolvedDevices,
     net: Net,
     mode: IoMode,
 ) -> Result<Created, EngineError> {
@@ -128,6 +129,8 @@ pub fn create(
         masked_paths: None,
         readonly_paths: None,
         seccomp: seccomp_profile(c)?,
+        devices: devices.nodes.clone(),
+        device_rules: crate::devices::oci_rules(&devices.rules),
     };
     // The OCI runtime config is what `inspect` and future runc-compatible tooling read.
     let bundle = rootfs.parent().unwrap_or(rootfs);

@@ -214,15 +214,18 @@ impl Engine {
         };
 
         // Cgroup first, so a limit the host can't enforce fails before anything runs.
+        let devices = crate::devices::resolve(&rec.config)?;
         let isolator = self.plugins.isolator();
         match &isolator {
             Ok(iso) => {
                 iso.create(&rec.id, &rec.config.limits.to_abi())
                     .map_err(|e| EngineError::plugin("creating the container's cgroup", e))?;
                 setup.cgroup = true;
+                crate::devices::enforce(&**iso, &rec.id, rec.config.privileged, &devices.rules)?;
                 tracing::debug!(container = %rec.short_id(), "cgroup created");
             }
             Err(e) if rec.config.limits.is_empty() => {
+                crate::devices::require_isolator(rec.config.privileged, e)?;
                 tracing::warn!("no isolator: {e}; running without resource control");
             }
             Err(e) => {
@@ -240,6 +243,7 @@ impl Engine {
             &hostname,
             &etc,
             &mounts,
+            &devices,
             netmode,
             mode,
         )?;

@@ -151,6 +151,12 @@ fn template_plugin_builds_and_loads() {
     let err = iso.create("bt-x", &limits).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unsupported);
     iso.create("bt-x", &Default::default()).unwrap();
+    // It does not implement set_devices (added to the ABI later): the trait's default
+    // answers across the boundary, so the host knows it can't restrict devices.
+    let err = iso
+        .set_devices("bt-x", &[berth_abi::DeviceRule::everything(false)])
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unsupported, "{err}");
     assert_eq!(iso.list().unwrap(), vec!["bt-x".to_string()]);
     iso.destroy("bt-x").unwrap();
     iso.destroy("bt-x").unwrap(); // idempotent

@@ -80,5 +80,7 @@ fn spec(root: &Path, seccomp: Option<Profile>) -> ContainerSpec {
         masked_paths: None,
         readonly_paths: None,
         seccomp,
+        devices: vec![],
+        device_rules: vec![],
     }
 }

@@ -383,13 +383,32 @@ fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
             name,
             mode,
             dev,
+            owner,
         } => {
             let d = open_in(root, dir, libc::O_PATH | libc::O_DIRECTORY)?;
             // SAFETY: mknodat relative to a directory descriptor we own.
             let r = unsafe { libc::mknodat(d, name.as_ptr(), *mode, *dev) };
-            let e = errno();
+            let mut e = errno();
+            let mut failed = r < 0 && e != libc::EEXIST;
+            if !failed && r == 0 && *owner != (0, 0) {
+                // SAFETY: fchownat on the node just created, relative to `d`, not
+                // following a symlink.
+                let c = unsafe {
+                    libc::fchownat(
+                        d,
+                        name.as_ptr(),
+                        owner.0,
+                        owner.1,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
+                };
+                if c < 0 {
+                    e = errno();
+                    failed = true;
+                }
+            }
             close(d);
-            if r < 0 && e != libc::EEXIST {
+            if failed {
                 return Err(e);
             }
             Ok(())

@@ -37,5 +37,8 @@ pub use plan::{
     check_proc_mount, is_procfs, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, PROC_MOUNT_TARGETS,
 };
 pub use process::{create, exec, Created, ExitStatus, Started};
-pub use spec::{ContainerSpec, ExecOptions, MountSpec, NetworkMode, ProcessSpec, Stdio};
+pub use spec::{
+    ContainerSpec, DeviceCgroupRule, DeviceNode, DeviceType, ExecOptions, MountSpec, NetworkMode,
+    ProcessSpec, Stdio,
+};
 pub use user::{resolve_user, validate_user};

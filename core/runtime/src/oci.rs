@@ -4,8 +4,9 @@
 use std::{collections::HashSet, path::PathBuf};
 
 use oci_spec::runtime::{
-    Capability as OciCap, Linux, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount,
-    Process, Root, Spec, User,
+    Capability as OciCap, Linux, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup,
+    LinuxDeviceType, LinuxNamespace, LinuxNamespaceType, LinuxResources, Mount, Process, Root,
+    Spec, User,
 };
 use serde::Deserialize;
 
@@ -13,7 +14,7 @@ use crate::{
     caps,
     plan::{build_env, tmpfs_options, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS},
     spec::MountSpec,
-    user, ContainerSpec, NetworkMode,
+    user, ContainerSpec, DeviceType, NetworkMode,
 };
 
 fn oci_caps(mask: u64) -> HashSet<OciCap> {
@@ -208,8 +209,12 @@ pub fn to_oci_config(spec: &ContainerSpec) -> Spec {
     linux.set_masked_paths(Some(list(&spec.masked_paths, DEFAULT_MASKED_PATHS)));
     linux.set_readonly_paths(Some(list(&spec.readonly_paths, DEFAULT_READONLY_PATHS)));
     linux.set_rootfs_propagation(Some("rslave".into()));
-    linux.set_resources(None);
-    linux.set_devices(None);
+    linux.set_resources(device_resources(spec));
+    linux.set_devices(if spec.devices.is_empty() {
+        None
+    } else {
+        Some(spec.devices.iter().map(oci_device).collect())
+    });
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);
 
@@ -220,6 +225,48 @@ pub fn to_oci_config(spec: &ContainerSpec) -> Spec {
     s.set_mounts(Some(mounts));
     s.set_linux(Some(linux));
     s
+}
+
+fn oci_device(d: &crate::DeviceNode) -> LinuxDevice {
+    let mut o = LinuxDevice::default();
+    o.set_path(PathBuf::from(&d.path));
+    o.set_typ(match d.kind {
+        DeviceType::Char => LinuxDeviceType::C,
+        DeviceType::Block => LinuxDeviceType::B,
+    });
+    o.set_major(i64::from(d.major));
+    o.set_minor(i64::from(d.minor));
+    o.set_file_mode(Some(d.mode));
+    o.set_uid(Some(d.uid));
+    o.set_gid(Some(d.gid));
+    o
+}
+
+/// `linux.resources.devices`: the engine's device access list, `None` when it has none.
+fn device_resources(spec: &ContainerSpec) -> Option<LinuxResources> {
+    if spec.device_rules.is_empty() {
+        return None;
+    }
+    let rules = spec
+        .device_rules
+        .iter()
+        .map(|r| {
+            let mut c = LinuxDeviceCgroup::default();
+            c.set_allow(r.allow);
+            c.set_typ(match r.kind {
+                'c' => Some(LinuxDeviceType::C),
+                'b' => Some(LinuxDeviceType::B),
+                _ => Some(LinuxDeviceType::A),
+            });
+            c.set_major(r.major.map(i64::from));
+            c.set_minor(r.minor.map(i64::from));
+            c.set_access(Some(r.access.clone()));
+            c
+        })
+        .collect();
+    let mut res = LinuxResources::default();
+    res.set_devices(Some(rules));
+    Some(res)
 }
 
 #[cfg(test)]
@@ -255,6 +302,31 @@ mod tests {
             masked_paths: None,
             readonly_paths: None,
             seccomp: None,
+            devices: vec![crate::DeviceNode {
+                path: "/dev/kmsg".into(),
+                kind: DeviceType::Char,
+                major: 1,
+                minor: 11,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            }],
+            device_rules: vec![
+                crate::DeviceCgroupRule {
+                    allow: false,
+                    kind: 'a',
+                    major: None,
+                    minor: None,
+                    access: "rwm".into(),
+                },
+                crate::DeviceCgroupRule {
+                    allow: true,
+                    kind: 'c',
+                    major: Some(1),
+                    minor: Some(11),
+                    access: "rw".into(),
+                },
+            ],
         };
         let s = to_oci_config(&spec);
         let v = serde_json::to_value(&s).unwrap();
@@ -283,6 +355,16 @@ mod tests {
             .iter()
             .any(|m| m["destination"] == "/t"
                 && m["options"].as_array().unwrap().contains(&"size=1m".into())));
+        assert_eq!(
+            v["linux"]["resources"]["devices"],
+            serde_json::json!([
+                {"allow": false, "type": "a", "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}
+            ])
+        );
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/kmsg");
+        assert_eq!(v["linux"]["devices"][0]["type"], "c");
+        assert_eq!(v["linux"]["devices"][0]["minor"], 11);
         let default = to_oci_config(&ContainerSpec {
             cap_drop: vec![],
             ..spec

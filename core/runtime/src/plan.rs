@@ -133,6 +133,8 @@ pub(crate) enum Op {
         name: CString,
         mode: libc::mode_t,
         dev: libc::dev_t,
+        /// Owner to set when not root (`--device` copies the host node's).
+        owner: (libc::uid_t, libc::gid_t),
     },
     Symlink {
         dir: CString,
@@ -503,6 +505,7 @@ pub(crate) fn rootfs_ops(
             name,
             mode: chr,
             dev: libc::makedev(maj, min),
+            owner: (0, 0),
         });
     }
     ops.push(Op::mount(
@@ -663,6 +666,9 @@ pub(crate) fn rootfs_ops(
             false,
         )?);
     }
+    for d in &spec.devices {
+        ops.extend(device_ops(d)?);
+    }
     if !spec.privileged {
         let masked: Vec<String> = match &spec.masked_paths {
             Some(v) => v.clone(),
@@ -700,6 +706,37 @@ pub(crate) fn rootfs_ops(
             chain,
         });
     }
+    Ok(ops)
+}
+
+/// The steps that create `--device` node `d`: its parent directories, then the node.
+fn device_ops(d: &crate::DeviceNode) -> Result<Vec<Op>, RuntimeError> {
+    let (rel, mut chain) = container_rel(&d.path)?;
+    let Some((dir, name)) = chain.pop() else {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "device path {:?} is the container root",
+            d.path
+        )));
+    };
+    let mut ops = Vec::with_capacity(2);
+    if !chain.is_empty() {
+        let parent = rel.rsplit_once('/').map(|(p, _)| p).unwrap_or(".");
+        ops.push(Op::MkdirAll {
+            target: cstr(parent, "device directory")?,
+            chain,
+        });
+    }
+    let kind = match d.kind {
+        crate::DeviceType::Char => libc::S_IFCHR,
+        crate::DeviceType::Block => libc::S_IFBLK,
+    };
+    ops.push(Op::Mknod {
+        dir,
+        name,
+        mode: kind | (d.mode & 0o7777),
+        dev: libc::makedev(d.major, d.minor),
+        owner: (d.uid, d.gid),
+    });
     Ok(ops)
 }
 
@@ -775,6 +812,56 @@ mod tests {
         assert!(is_procfs(Path::new("/proc")));
         assert!(is_procfs(Path::new("/proc/self")));
         assert!(!is_procfs(Path::new("/")));
+    }
+
+    #[test]
+    fn device_nodes_get_their_directories_and_owner() {
+        let d = crate::DeviceNode {
+            path: "/dev/net/tun".into(),
+            kind: crate::DeviceType::Char,
+            major: 10,
+            minor: 200,
+            mode: 0o666,
+            uid: 0,
+            gid: 5,
+        };
+        let ops = device_ops(&d).unwrap();
+        assert_eq!(ops.len(), 2);
+        assert!(matches!(&ops[0], Op::MkdirAll { target, chain }
+            if target.to_str() == Ok("dev/net") && chain.len() == 2));
+        match &ops[1] {
+            Op::Mknod {
+                dir,
+                name,
+                mode,
+                dev,
+                owner,
+            } => {
+                assert_eq!(
+                    (dir.to_str().unwrap(), name.to_str().unwrap()),
+                    ("dev/net", "tun")
+                );
+                assert_eq!(*mode, libc::S_IFCHR | 0o666);
+                assert_eq!(*dev, libc::makedev(10, 200));
+                assert_eq!(*owner, (0, 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        let top = crate::DeviceNode {
+            path: "/kmsg".into(),
+            ..d.clone()
+        };
+        assert_eq!(device_ops(&top).unwrap().len(), 1);
+        assert!(device_ops(&crate::DeviceNode {
+            path: "/".into(),
+            ..d.clone()
+        })
+        .is_err());
+        assert!(device_ops(&crate::DeviceNode {
+            path: "/dev/../x".into(),
+            ..d
+        })
+        .is_err());
     }
 
     #[test]

@@ -42,6 +42,46 @@ pub struct ContainerSpec {
     /// [`berth_seccomp::Profile::default_profile`] unless `seccomp=unconfined`.
     #[serde(default)]
     pub seccomp: Option<berth_seccomp::Profile>,
+    /// Device nodes created in the container (`--device`), after the mounts.
+    #[serde(default)]
+    pub devices: Vec<DeviceNode>,
+    /// The device access list the engine's isolator enforces on the container's cgroup.
+    /// The runtime does not enforce it (it has no cgroup of its own): it only reports it
+    /// as `linux.resources.devices` in the OCI config.
+    #[serde(default)]
+    pub device_rules: Vec<DeviceCgroupRule>,
+}
+
+/// Character or block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceType {
+    Char,
+    Block,
+}
+
+/// A device node to create in the container (OCI `linux.devices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// Absolute path in the container, e.g. `/dev/kmsg`; missing parents are created.
+    pub path: String,
+    pub kind: DeviceType,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits of the node (e.g. `0o666`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One rule of a device access list (OCI `linux.resources.devices`): `kind` is `a`, `c`
+/// or `b`; `None` numbers are `*`; `access` is a subset of `rwm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCgroupRule {
+    pub allow: bool,
+    pub kind: char,
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    pub access: String,
 }
 
 /// The process of a container or of an `exec`.

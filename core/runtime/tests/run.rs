@@ -654,3 +654,30 @@ fn cgroup_namespace_is_rooted_at_the_group_set_before_start() {
     drop(cg);
     finish(r);
 }
+
+/// `--device`: the node is created in the container with its type, numbers, mode and
+/// owner, below a directory that did not exist (c 1:3 stands in for a host device).
+#[test]
+fn device_nodes_are_created_with_mode_and_owner() {
+    if skip() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut spec = sh(
+        &r,
+        "stat -c '%F %t:%T %a %u:%g' /dev/bt/null2; echo x > /dev/bt/null2 && echo written",
+    );
+    spec.devices.push(berth_runtime::DeviceNode {
+        path: "/dev/bt/null2".into(),
+        kind: berth_runtime::DeviceType::Char,
+        major: 1,
+        minor: 3,
+        mode: 0o620,
+        uid: 0,
+        gid: 5,
+    });
+    let (st, out, err) = run(&spec);
+    assert_eq!(st.code(), 0, "stderr: {err}");
+    assert_eq!(out, "character special file 1:3 620 0:5\nwritten\n");
+    finish(r);
+}

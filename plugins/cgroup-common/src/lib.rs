@@ -458,6 +458,7 @@ pub const CAPABILITY_NAMES: &[&str] = &[
     "pids-limit",
     "blkio-weight",
     "device-io",
+    "devices",
     "freeze",
     "kill",
 ];

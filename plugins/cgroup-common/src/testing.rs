@@ -37,6 +37,18 @@ pub fn helper_main() {
     };
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
+    if let Some(spec) = mode.strip_prefix("open:") {
+        // `open:r|w|rw:PATH`: open a (device) node and close it at once; never reads or
+        // writes it.
+        let (how, path) = spec.split_once(':').unwrap_or(("r", spec));
+        let mut o = std::fs::OpenOptions::new();
+        o.read(how.contains('r')).write(how.contains('w'));
+        match o.open(path) {
+            Ok(_) => println!("{RESULT}open=ok"),
+            Err(e) => println!("{RESULT}open=errno{}", e.raw_os_error().unwrap_or(-1)),
+        }
+        std::process::exit(0);
+    }
     let (what, arg) = mode.split_once(':').unwrap_or((mode.as_str(), "0"));
     let n: u64 = arg.parse().unwrap_or(0);
     match what {
@@ -91,7 +103,8 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// Starts `mode` (`hog:MiB`, `forks:N`, `spin:secs`); it waits for [`Helper::go`].
+    /// Starts `mode` (`hog:MiB`, `forks:N`, `spin:secs`, `open:r|w|rw:PATH`); it waits for
+    /// [`Helper::go`].
     pub fn spawn(mode: &str) -> Helper {
         let exe = std::env::current_exe().expect("current_exe");
         let mut child = Command::new(exe)
@@ -162,6 +175,68 @@ impl Drop for Helper {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs the `open:HOW:PATH` helper inside group `id` of `iso` and returns its verdict:
+/// `Ok(())` or the errno of the failed `open` (the node is closed at once, never used).
+pub fn open_in_group(
+    iso: &dyn berth_abi::Isolator,
+    id: &str,
+    how: &str,
+    path: &std::path::Path,
+) -> Result<(), i32> {
+    let mut h = Helper::spawn(&format!("open:{how}:{}", path.display()));
+    iso.add_process(id, h.pid())
+        .expect("placing the helper in its group");
+    h.go();
+    let r = h.result().expect("open helper died without a verdict");
+    match r.strip_prefix("open=") {
+        Some("ok") => Ok(()),
+        Some(e) => Err(e
+            .strip_prefix("errno")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1)),
+        None => panic!("unexpected helper output {r:?}"),
+    }
+}
+
+/// A character device node created for a test (removed on drop).
+pub struct DevNode(pub std::path::PathBuf);
+
+impl DevNode {
+    /// `mknod PATH c MAJOR MINOR` with mode 0666 in a fresh directory below the system
+    /// temp dir (named after `tag`).
+    pub fn char(tag: &str, major: u32, minor: u32) -> DevNode {
+        let dir = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir_all(&dir).expect("creating the device node directory");
+        let p = dir.join(format!("c{major}-{minor}"));
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mknod with a valid NUL-terminated path and plain integer arguments.
+        let r = unsafe {
+            libc::mknod(
+                c.as_ptr(),
+                libc::S_IFCHR | 0o666,
+                libc::makedev(major, minor),
+            )
+        };
+        assert_eq!(
+            r,
+            0,
+            "mknod {}: {}",
+            p.display(),
+            std::io::Error::last_os_error()
+        );
+        DevNode(p)
+    }
+}
+
+impl Drop for DevNode {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        if let Some(d) = self.0.parent() {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use berth_cgroup_common::{
 
 /// v1 controllers this plugin drives.
 pub const WANTED: &[&str] = &[
-    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer",
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
 ];
 
 /// One mounted v1 hierarchy (possibly several co-mounted controllers, e.g. `cpu,cpuacct`).
@@ -139,8 +139,9 @@ mod tests {
             "4:memory:/process_api/abc\n2:cpuacct,cpu:/\n5:devices:/\n0::/\n",
         );
         let (hs, notes) = discover(&mounts, &own, &ParentSpec::Relative("berth".into()));
-        assert_eq!(hs.len(), 2, "{hs:?}");
+        assert_eq!(hs.len(), 3, "{hs:?}");
         assert_eq!(hs[0].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(hs[2].group("c1"), Path::new("/cg/devices/berth/c1"));
         assert_eq!(hs[0].group("c1"), Path::new("/cg/cpu,cpuacct/berth/c1"));
         assert_eq!(
             hs[1].group("c1"),

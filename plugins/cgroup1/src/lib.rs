@@ -1,7 +1,7 @@
 //! berth-plugin-cgroup1: isolator plugin on cgroup v1 hierarchies (legacy and hybrid hosts).
 //!
 //! One group per container id in every v1 hierarchy berth uses (memory, cpu, cpuacct,
-//! cpuset, pids, blkio, freezer; co-mounted ones such as `cpu,cpuacct` count once), below a
+//! cpuset, pids, blkio, freezer, devices; co-mounted ones such as `cpu,cpuacct` count once), below a
 //! parent group that is `berth` under the group berth itself runs in (per hierarchy, from
 //! `/proc/self/cgroup`), or what the config `{"parent": "..."}` says (relative to berth's
 //! own group, or absolute below each mount). Only the parent path and the per-container
@@ -18,19 +18,22 @@
 //! | pids-limit | pids.max |
 //! | blkio-weight | blkio.weight (CFQ) or blkio.bfq.weight (BFQ) |
 //! | device-io | blkio.throttle.{read,write}_{bps,iops}_device |
+//! | devices ([`Isolator::set_devices`]) | devices.deny `a`, then one devices.allow line per rule |
 
 pub mod controllers;
 pub mod hierarchy;
 
 use std::{collections::BTreeSet, path::PathBuf};
 
-use berth_abi::{Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats};
+use berth_abi::{
+    DeviceRule, Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats,
+};
 pub use berth_cgroup_common as common;
 use berth_cgroup_common::{
     check_limits, fsutil, pids, procfs, signal, signal_pids, validate_id, wait_or_timeout, CgError,
     CgResult, Config, EMPTY_TIMEOUT, RMDIR_TIMEOUT,
 };
-use controllers::{blkio, cpu, cpuacct, cpuset, freezer, memory};
+use controllers::{blkio, cpu, cpuacct, cpuset, devices, freezer, memory};
 use hierarchy::Hierarchy;
 use nix::sys::signal::Signal;
 
@@ -125,6 +128,7 @@ impl Cgroup1 {
             }
             "device-io" => need("blkio", Some(blkio::THROTTLE_READ_BPS)),
             "freeze" => need("freezer", Some(freezer::STATE)),
+            "devices" => need("devices", Some(devices::ALLOW)),
             "kill" => Ok(()),
             other => Err(format!("unknown limit {other}")),
         }
@@ -382,11 +386,22 @@ impl Isolator for Cgroup1 {
         }
         Ok(set.into_iter().collect())
     }
+
+    fn set_devices(&self, id: &str, rules: &[DeviceRule]) -> PluginResult<()> {
+        let _s = tracing::debug_span!("cgroup1.set_devices", id).entered();
+        self.existing(id)?;
+        self.support("devices")
+            .map_err(|r| CgError::unsupported("devices", r))?;
+        let dir = self
+            .group_dir(id, "devices")
+            .ok_or_else(|| CgError::unsupported("devices", "no devices hierarchy on this host"))?;
+        Ok(devices::apply(&dir, rules)?)
+    }
 }
 
 berth_abi::export_plugin! {
     kind: isolator,
     name: "cgroup1",
-    description: "cgroup v1 hierarchies (memory, cpu, cpuacct, cpuset, pids, blkio, freezer)",
+    description: "cgroup v1 hierarchies (memory, cpu, cpuacct, cpuset, pids, blkio, freezer, devices)",
     constructor: Cgroup1::new,
 }

@@ -3,10 +3,10 @@
 
 use std::{path::Path, thread, time::Duration, time::Instant};
 
-use berth_abi::{ErrorKind, Isolator, Limits};
+use berth_abi::{DeviceKind, DeviceRule, ErrorKind, Isolator, Limits};
 use berth_cgroup_common::{
     fsutil,
-    testing::{proc_cpu_and_state, unique, Helper, Sleeper},
+    testing::{open_in_group, proc_cpu_and_state, unique, DevNode, Helper, Sleeper},
 };
 use berth_plugin_cgroup1::Cgroup1;
 
@@ -456,4 +456,97 @@ fn cpuset_and_io_limits_are_written() {
             .trim(),
         mib(8).to_string()
     );
+}
+
+fn char_rule(major: Option<u32>, minor: Option<u32>, access: &str) -> DeviceRule {
+    let mut a = 0;
+    for c in access.chars() {
+        a |= match c {
+            'r' => DeviceRule::READ,
+            'w' => DeviceRule::WRITE,
+            _ => DeviceRule::MKNOD,
+        };
+    }
+    DeviceRule {
+        allow: true,
+        kind: DeviceKind::Char,
+        major: major.into(),
+        minor: minor.into(),
+        access: a,
+    }
+}
+
+/// The regression of issue 15: a node of a host device the list does not allow (here
+/// c 1:11, /dev/kmsg, opened write-only and closed at once, never written) can't be
+/// opened from the group even by root, while an allowed one (c 1:3, /dev/null) can.
+#[test]
+fn device_list_denies_unlisted_nodes_and_allows_listed_ones() {
+    let e = Env::new();
+    e.iso.create("dev", &Limits::default()).unwrap();
+    let rules = [
+        DeviceRule::everything(false),
+        char_rule(None, None, "m"),
+        char_rule(Some(1), Some(3), "rwm"),
+    ];
+    e.iso.set_devices("dev", &rules).unwrap();
+    let dir = e.iso.group_dir("dev", "devices").unwrap();
+    let list = fsutil::read(&dir.join("devices.list")).unwrap();
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        vec!["c *:* m", "c 1:3 rwm"],
+        "{list}"
+    );
+    let kmsg = DevNode::char("cg1-dev", 1, 11);
+    let null = DevNode::char("cg1-dev", 1, 3);
+    assert_eq!(
+        open_in_group(&e.iso, "dev", "w", &kmsg.0),
+        Err(libc::EPERM),
+        "c 1:11 opened despite the device list"
+    );
+    assert_eq!(open_in_group(&e.iso, "dev", "rw", &null.0), Ok(()));
+
+    // Replacing the list: null denied too, then everything allowed (--privileged).
+    e.iso
+        .set_devices("dev", &[DeviceRule::everything(false)])
+        .unwrap();
+    assert_eq!(open_in_group(&e.iso, "dev", "r", &null.0), Err(libc::EPERM));
+    e.iso
+        .set_devices("dev", &[DeviceRule::everything(true)])
+        .unwrap();
+    assert_eq!(
+        fsutil::read(&dir.join("devices.list")).unwrap().trim(),
+        "a *:* rwm"
+    );
+    assert_eq!(open_in_group(&e.iso, "dev", "r", &null.0), Ok(()));
+    e.iso.destroy("dev").unwrap();
+    assert!(!dir.exists());
+}
+
+#[test]
+fn malformed_device_lists_and_missing_hierarchy_are_refused() {
+    let e = Env::new();
+    e.iso.create("bad", &Limits::default()).unwrap();
+    let null = char_rule(Some(1), Some(3), "rwm");
+    assert_eq!(
+        e.iso.set_devices("bad", &[null]).unwrap_err().kind,
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        e.iso
+            .set_devices("nope", &[DeviceRule::everything(false)])
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
+    let caps = e.iso.capabilities().unwrap();
+    assert!(caps.supported.iter().any(|s| s == "devices"), "{caps:?}");
+
+    let e = Env::with(|i| i.without_controller("devices"));
+    e.iso.create("nodev", &Limits::default()).unwrap();
+    let err = e
+        .iso
+        .set_devices("nodev", &[DeviceRule::everything(false)])
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unsupported);
+    assert!(err.message().contains("devices"), "{}", err.message());
 }

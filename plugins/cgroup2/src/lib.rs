@@ -22,14 +22,24 @@
 //! | blkio-weight | io.bfq.weight (as is) or io.weight `default 1 + (w − 10) × 9999 / 990` |
 //! | device-io | io.max `maj:min rbps= wbps= riops= wiops=` |
 //!
+//! Device access lists ([`Isolator::set_devices`]) are a `BPF_PROG_TYPE_CGROUP_DEVICE`
+//! program attached to the group (see [`devices`]); it needs no controller, so it works on
+//! the cgroup2 mount of hybrid hosts too.
+//!
 //! Pause is cgroup.freeze (waiting for `frozen 1` in cgroup.events), SIGKILL is
 //! cgroup.kill, OOM kills are counted from memory.events.
 
 pub mod controllers;
+pub mod devices;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
-use berth_abi::{Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats};
+use berth_abi::{
+    DeviceRule, Isolator, IsolatorCaps, Limits, PluginContext, PluginResult, ResourceStats,
+};
 pub use berth_cgroup_common as common;
 use berth_cgroup_common::{
     check_limits, fsutil, pids, procfs, signal, signal_pids, validate_id, wait_or_timeout, CgError,
@@ -51,6 +61,8 @@ pub struct Cgroup2 {
     rel: PathBuf,
     /// Controllers bound to cgroup v1 hierarchies on this host (hybrid layout).
     v1_controllers: Vec<String>,
+    /// Whether device programs load here (probed once).
+    bpf_devices: OnceLock<Result<(), String>>,
 }
 
 impl Cgroup2 {
@@ -93,6 +105,7 @@ impl Cgroup2 {
             anchor,
             rel,
             v1_controllers,
+            bpf_devices: OnceLock::new(),
         })
     }
 
@@ -193,12 +206,18 @@ impl Cgroup2 {
                 }
             }
             "kill" => Ok(()),
+            "devices" => self.bpf_devices.get_or_init(devices::probe).clone(),
             other => Err(format!("unknown limit {other}")),
         }
     }
 
     fn check(&self, l: &Limits) -> CgResult<()> {
         check_limits(l, |name| self.support(name))
+    }
+
+    /// Number of device programs attached to group `id` (tests, diagnostics).
+    pub fn device_programs(&self, id: &str) -> CgResult<usize> {
+        devices::attached_count(&self.existing(id)?)
     }
 
     fn existing(&self, id: &str) -> CgResult<PathBuf> {
@@ -364,11 +383,19 @@ impl Isolator for Cgroup2 {
     fn list(&self) -> PluginResult<Vec<String>> {
         Ok(fsutil::child_groups(&self.parent())?)
     }
+
+    fn set_devices(&self, id: &str, rules: &[DeviceRule]) -> PluginResult<()> {
+        let _s = tracing::debug_span!("cgroup2.set_devices", id).entered();
+        let dir = self.existing(id)?;
+        self.support("devices")
+            .map_err(|r| CgError::unsupported("devices", r))?;
+        Ok(devices::attach(&dir, rules)?)
+    }
 }
 
 berth_abi::export_plugin! {
     kind: isolator,
     name: "cgroup2",
-    description: "cgroup v2 unified hierarchy (memory, cpu, cpuset, io, pids; freeze, kill)",
+    description: "cgroup v2 unified hierarchy (memory, cpu, cpuset, io, pids; freeze, kill; device programs)",
     constructor: Cgroup2::new,
 }

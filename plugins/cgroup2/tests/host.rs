@@ -2,14 +2,15 @@
 //! `Unsupported` path (this hybrid host's cgroup2 mount has no resource controllers).
 //! With `BERTH_CG2_VM=1` (set by `vm-test.sh` inside a VM whose kernel has every v2
 //! controller) also the limits: memory.max OOM kill, pids.max, cpu.max, live update.
+//! Device programs (BPF) need no controller: they are tested on the host and in the VM.
 //! Every test uses its own parent group `bt-cg2-<pid>-<n>`, removed on drop.
 
 use std::{os::unix::process::ExitStatusExt, thread, time::Duration, time::Instant};
 
-use berth_abi::{ErrorKind, Isolator, Limits};
+use berth_abi::{DeviceKind, DeviceRule, ErrorKind, Isolator, Limits};
 use berth_cgroup_common::{
     fsutil,
-    testing::{proc_cpu_and_state, unique, Helper, Sleeper},
+    testing::{open_in_group, proc_cpu_and_state, unique, DevNode, Helper, Sleeper},
 };
 use berth_plugin_cgroup2::Cgroup2;
 
@@ -397,4 +398,61 @@ fn vm_update_and_stats_follow_the_live_group() {
         )
         .unwrap();
     assert_eq!(read("memory.swap.max"), mib(32).to_string());
+}
+
+/// The regression of issue 15 on cgroup v2: once the device program is attached, a process
+/// of the group can't open a node the list does not allow (c 1:11, /dev/kmsg, opened
+/// write-only and closed at once, never written), but can open an allowed one (c 1:3).
+#[test]
+fn device_program_denies_unlisted_nodes_and_is_replaced() {
+    let e = Env::new();
+    e.iso.create("dev", &Limits::default()).unwrap();
+    let caps = e.iso.capabilities().unwrap();
+    if !caps.supported.iter().any(|s| s == "devices") {
+        let why = format!("device programs don't load here: {}", caps.notes);
+        if std::env::var("CI").as_deref() == Ok("true")
+            || std::env::var("BERTH_CG2_VM").as_deref() == Ok("1")
+        {
+            panic!("{why}");
+        }
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let null_rule = DeviceRule {
+        allow: true,
+        kind: DeviceKind::Char,
+        major: Some(1).into(),
+        minor: Some(3).into(),
+        access: DeviceRule::ALL_ACCESS,
+    };
+    e.iso
+        .set_devices("dev", &[DeviceRule::everything(false), null_rule])
+        .unwrap();
+    assert_eq!(e.iso.device_programs("dev").unwrap(), 1);
+    let kmsg = DevNode::char("cg2-dev", 1, 11);
+    let null = DevNode::char("cg2-dev", 1, 3);
+    assert_eq!(
+        open_in_group(&e.iso, "dev", "w", &kmsg.0),
+        Err(libc::EPERM),
+        "c 1:11 opened despite the device program"
+    );
+    assert_eq!(open_in_group(&e.iso, "dev", "rw", &null.0), Ok(()));
+
+    // A new list replaces the old program (one program attached, not two).
+    e.iso
+        .set_devices("dev", &[DeviceRule::everything(false)])
+        .unwrap();
+    assert_eq!(e.iso.device_programs("dev").unwrap(), 1);
+    assert_eq!(open_in_group(&e.iso, "dev", "r", &null.0), Err(libc::EPERM));
+    e.iso
+        .set_devices("dev", &[DeviceRule::everything(true)])
+        .unwrap();
+    assert_eq!(open_in_group(&e.iso, "dev", "r", &null.0), Ok(()));
+    assert_eq!(
+        e.iso.set_devices("dev", &[null_rule]).unwrap_err().kind,
+        ErrorKind::InvalidArgument
+    );
+    let dir = e.iso.group_dir("dev");
+    e.iso.destroy("dev").unwrap();
+    assert!(!dir.exists());
 }

@@ -116,6 +116,8 @@ impl Rootfs {
             masked_paths: None,
             readonly_paths: None,
             seccomp: None,
+            devices: vec![],
+            device_rules: vec![],
         }
     }
 }

@@ -5,5 +5,6 @@ pub mod blkio;
 pub mod cpu;
 pub mod cpuacct;
 pub mod cpuset;
+pub mod devices;
 pub mod freezer;
 pub mod memory;
