@@ -278,7 +278,7 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
     match c {
         SystemCmd::Info(a) => info(g, a),
         SystemCmd::Df => {
-            let engine = g.engine()?;
+            let engine = g.engine_as_is()?;
             engine.reconcile_records()?;
             let images = engine.images()?.list()?;
             let containers = engine.db()?.list()?;
