@@ -64,7 +64,16 @@ impl GlobalOpts {
         }
     }
 
+    /// The engine, after reclaiming what killed commands left behind (one directory read
+    /// when there is nothing; see `berth_engine::debris`).
     pub fn engine(&self) -> anyhow::Result<Engine> {
+        let engine = self.engine_as_is()?;
+        engine.reclaim_debris();
+        Ok(engine)
+    }
+
+    /// The engine without reclaiming leftovers (`system df` reports them).
+    pub fn engine_as_is(&self) -> anyhow::Result<Engine> {
         let config = Config::from_env(&self.overrides())?;
         Ok(Engine::new(config)?)
     }

@@ -163,6 +163,11 @@ pub fn builder(g: &GlobalOpts, c: BuilderCmd) -> anyhow::Result<u8> {
         BuilderCmd::Prune { .. } => {
             let n = engine.db()?.cache_clear()?;
             println!("Deleted build cache entries: {n}");
+            // Killed builds' snapshots, mounts and temporary files, and layers no image uses.
+            match engine.gc_layers()? {
+                Some(n) => println!("Deleted layers: {n}"),
+                None => println!("Deleted layers: 0 (a build is running: unpacked layers are kept until it ends)"),
+            }
         }
     }
     Ok(0)

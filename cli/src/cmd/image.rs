@@ -389,6 +389,11 @@ pub fn rmi(g: &GlobalOpts, a: RmiArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    // The removed images' unpacked layers, unless another image or a container uses them.
+    if let Err(e) = engine.gc_layers() {
+        eprintln!("Error: removing unpacked layers: {e}");
+        failed = true;
+    }
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -488,6 +493,7 @@ pub fn prune(g: &GlobalOpts, a: PruneArgs) -> anyhow::Result<u8> {
     let lines = engine
         .images()?
         .prune(a.all, &|img: &Image| used.contains(&img.id))?;
+    engine.gc_layers()?;
     if lines.is_empty() {
         println!("Total reclaimed space: 0B");
     } else {

@@ -278,8 +278,8 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
     match c {
         SystemCmd::Info(a) => info(g, a),
         SystemCmd::Df => {
-            let engine = g.engine()?;
-            engine.reconcile()?;
+            let engine = g.engine_as_is()?;
+            engine.reconcile_records()?;
             let images = engine.images()?.list()?;
             let containers = engine.db()?.list()?;
             let used: std::collections::HashSet<&str> =
@@ -355,6 +355,14 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
                 "-".into(),
                 "-".into(),
             ]);
+            let debris = engine.debris_usage();
+            t.row(vec![
+                "Debris".into(),
+                debris.total.to_string(),
+                debris.active.to_string(),
+                human_size(debris.bytes),
+                human_size(debris.reclaimable),
+            ]);
             t.print();
             Ok(0)
         }
@@ -379,37 +387,11 @@ pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
                 .images()?
                 .prune(all, &|i: &berth_image::Image| used.contains(&i.id))?;
             println!("Deleted images: {}", imgs.len());
-            // Unpacked layers no image needs any more.
-            let storage = engine.plugins.storage()?;
-            let mut wanted = std::collections::HashSet::new();
-            for img in engine.images()?.list()? {
-                wanted.extend(img.chain_ids());
+            // Unpacked layers no image needs any more, and leftovers of killed commands.
+            match engine.gc_layers()? {
+                Some(n) => println!("Deleted layers: {n}"),
+                None => println!("Deleted layers: 0 (a build is running: unpacked layers are kept until it ends)"),
             }
-            let live: std::collections::HashSet<String> =
-                engine.db()?.list()?.into_iter().map(|c| c.id).collect();
-            let mut layers = 0;
-            // Children before parents: repeat while something was removed.
-            loop {
-                let mut progress = false;
-                for l in storage.list().map_err(|e| anyhow::anyhow!("{e}"))? {
-                    let key = l.key.to_string();
-                    if wanted.contains(&key) || live.contains(&key) {
-                        continue;
-                    }
-                    if storage.remove(&key).is_ok() {
-                        layers += 1;
-                        progress = true;
-                    }
-                }
-                if !progress {
-                    break;
-                }
-            }
-            let cleaned = storage.cleanup().map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "Deleted layers: {layers} (and {} leftovers of interrupted runs)",
-                cleaned.len()
-            );
             let n = engine.db()?.cache_clear()?;
             println!("Deleted build cache entries: {n}");
             if let Ok(net) = engine.plugins.network() {

@@ -239,13 +239,16 @@ fn timestamp() -> String {
     }
 }
 
-/// Removes a snapshot (and its mount) when dropped, unless committed.
+/// Removes a snapshot (and its mount) when dropped, unless committed. Its entries under
+/// `run/build` are owned through a lock (`crate::debris`), so the debris of a killed build
+/// is reclaimed by the next command; the lock is released after everything is removed.
 struct Snapshot<'a> {
     engine: &'a Engine,
     key: String,
     mount: PathBuf,
     mounted: bool,
     keep: bool,
+    _owner: crate::debris::Owner,
 }
 
 impl<'a> Snapshot<'a> {
@@ -254,25 +257,29 @@ impl<'a> Snapshot<'a> {
         parent: Option<&str>,
         read_only: bool,
     ) -> Result<Snapshot<'a>, EngineError> {
-        let key = format!("build-{}", &new_id()[..20]);
-        let mount = engine.config.run_dir().join("build").join(&key);
+        let key = format!("{}{}", crate::debris::BUILD_PREFIX, &new_id()[..20]);
+        let owner = engine.claim_build_key(&key)?;
+        let mount = engine.build_run_dir().join(&key);
         std::fs::create_dir_all(&mount)
             .map_err(|e| EngineError::io(format!("creating {}", mount.display()), e))?;
         let storage = engine.plugins.storage()?;
-        storage
-            .prepare(&key, parent, read_only)
-            .map_err(|e| EngineError::plugin("preparing a build snapshot", e))?;
+        if let Err(e) = storage.prepare(&key, parent, read_only) {
+            let _ = std::fs::remove_dir(&mount);
+            return Err(EngineError::plugin("preparing a build snapshot", e));
+        }
         let mut s = Snapshot {
             engine,
             key,
             mount,
             mounted: false,
             keep: false,
+            _owner: owner,
         };
         storage
             .mount(&s.key, &s.mount.display().to_string())
             .map_err(|e| EngineError::plugin("mounting a build snapshot", e))?;
         s.mounted = true;
+        crate::debris::test_pause("build-snapshot-mounted");
         Ok(s)
     }
 
@@ -389,6 +396,15 @@ impl Engine {
         }
         let ignore = load_ignore(&sources)?;
         let _lease = self.images()?.lease()?;
+        // Leftovers of killed builds go first; then unpacked layers stay while this build
+        // may still need them (its intermediate layers belong to no image yet).
+        self.reclaim_debris();
+        if let Ok(st) = self.plugins.storage() {
+            if let Err(e) = st.cleanup() {
+                tracing::warn!("cleaning the storage driver's temporary files: {e}");
+            }
+        }
+        let _gc = self.gc_shared()?;
         let mut stages: BTreeMap<usize, StageState> = BTreeMap::new();
         let mut step_no = 0usize;
         for stage in &plan.stages {
@@ -879,8 +895,7 @@ impl Engine {
     fn snapshot_layer(&self, snap: &Snapshot<'_>) -> Result<Descriptor, EngineError> {
         let storage = self.plugins.storage()?;
         // The diff goes to a temp file, then into the store as an uncompressed layer.
-        let tmp_dir = self.config.run_dir().join("build");
-        let tmp = tmp_dir.join(format!("{}.tar", snap.key));
+        let tmp = self.build_run_dir().join(format!("{}.tar", snap.key));
         let result = (|| -> Result<Descriptor, EngineError> {
             let mut f = std::fs::File::create(&tmp)
                 .map_err(|e| EngineError::io(format!("creating {}", tmp.display()), e))?;

@@ -264,6 +264,8 @@ impl Engine {
             }
         }
         tracing::debug!(image = %image.short_id(), "image resolved");
+        // Unpacked layers must not be collected between unpacking and stacking on them.
+        let _gc = self.gc_shared()?;
         let top = self.ensure_layers(&image)?;
         let storage = self.plugins.storage()?;
         config.storage_driver = self.plugins.active_name(berth_abi::PluginKind::Storage);

@@ -10,6 +10,7 @@ pub mod container;
 pub mod copy;
 pub mod create;
 pub mod db;
+pub mod debris;
 pub mod devices;
 pub mod exec;
 pub mod health;

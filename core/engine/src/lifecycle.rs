@@ -49,24 +49,74 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// Makes `fd` available as `target` across exec (in a child between fork and exec).
+/// `dup2` onto itself is a no-op that keeps close-on-exec set, so when the pipe already
+/// has the target number its FD_CLOEXEC flag is cleared instead. Only async-signal-safe
+/// calls (dup2, fcntl), so it is fit for `pre_exec`.
+fn handover_fd(fd: libc::c_int, target: libc::c_int) -> std::io::Result<()> {
+    if fd == target {
+        // SAFETY: fcntl on a descriptor number we own; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        return Ok(());
+    }
+    // SAFETY: dup2 of a descriptor we own onto `target`; the new descriptor has no
+    // close-on-exec flag.
+    if unsafe { libc::dup2(fd, target) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Marks records whose supervisor died (crash, reboot) as exited and cleans what they
     /// left: the mount, the cgroup, the network attachment. Safe to run any time.
+    ///
+    /// Also finishes removals a killed `rm` left in `removing` (and of exited `--rm`
+    /// containers), and reclaims the debris of
+    /// killed builds (see [`crate::debris`]). Writes nothing when nothing needs repair, so
+    /// it works on a full disk.
     pub fn reconcile(&self) -> Result<(), EngineError> {
+        self.reconcile_records()?;
+        self.reclaim_debris();
+        Ok(())
+    }
+
+    /// The records part of [`Engine::reconcile`] (`system df` reports debris instead of
+    /// reclaiming it).
+    pub fn reconcile_records(&self) -> Result<(), EngineError> {
         let list = self.db()?.list()?;
-        for c in list.into_iter().filter(|c| c.state.is_live()) {
-            if alive(c.monitor_pid) || alive(c.pid) {
+        for c in list {
+            // A `--rm` container that exited is removed; when its own removal failed
+            // (a full disk, a killed supervisor) the next command does it.
+            let unfinished_rm = c.state == State::Exited && c.config.auto_remove;
+            if c.state == State::Removing || unfinished_rm {
+                tracing::info!(container = %c.name, "finishing an interrupted removal");
+                if let Err(e) = self.remove_container(&c.id, false, false) {
+                    tracing::warn!(container = %c.name, "finishing an interrupted removal: {e}");
+                }
+                continue;
+            }
+            if !c.state.is_live() || alive(c.monitor_pid) || alive(c.pid) {
                 continue;
             }
             tracing::info!(container = %c.name, "supervisor gone; marking exited and cleaning up");
             self.cleanup_runtime(&c);
-            self.db()?.set_exited(
+            match self.db()?.set_exited(
                 &c.id,
                 255,
                 false,
                 &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 "the container's supervisor exited unexpectedly",
-            )?;
+            ) {
+                // Another command repaired (or removed) it meanwhile.
+                Ok(()) | Err(EngineError::Conflict(_)) | Err(EngineError::NotFound(_)) => {}
+                // (a full disk): the next command tries again; this one can still read.
+                Err(e) => tracing::warn!(container = %c.name, "recording the exit: {e}"),
+            }
         }
         Ok(())
     }
@@ -118,10 +168,7 @@ impl Engine {
         unsafe {
             cmd.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
-                if libc::dup2(wfd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
+                handover_fd(wfd, 3)
             });
         }
         let mut child = cmd
@@ -251,6 +298,15 @@ impl Engine {
             let _ = self.signal(&rec, Signal::SIGKILL);
             self.wait_exit(id, Some(Duration::from_secs(30)))?;
         }
+        // Recorded first, so a removal that is interrupted is finished by the next
+        // command (`reconcile`) instead of leaving a half-removed container.
+        match self.db()?.set_state(id, State::Removing) {
+            Ok(()) => {}
+            // Another command removed it meanwhile.
+            Err(EngineError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        crate::debris::test_pause("rm-removing");
         self.cleanup_runtime(&rec);
         if let Ok(st) = self.plugins.storage() {
             match st.remove(id) {
@@ -266,9 +322,11 @@ impl Engine {
         }
         tracing::debug!(container = %rec.short_id(), "snapshot removed");
         let dir = self.container_dir(id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| EngineError::io(format!("removing {}", dir.display()), e))?;
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            // (or another command finishing the same removal got there first)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EngineError::io(format!("removing {}", dir.display()), e)),
         }
         self.db()?.delete(id)?;
         if volumes {
@@ -341,7 +399,8 @@ impl Engine {
             .isolator()?
             .thaw(&rec.id)
             .map_err(|e| EngineError::plugin(format!("unpausing {}", rec.name), e))?;
-        self.db()?.set_state(&rec.id, State::Running)
+        self.db()?
+            .set_state_from(&rec.id, State::Paused, State::Running)
     }
 
     /// `berth update`: new limits, applied live when running.
@@ -381,6 +440,32 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cloexec(fd: libc::c_int) -> bool {
+        // SAFETY: F_GETFD on a descriptor the test owns.
+        let f = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert!(f >= 0);
+        f & libc::FD_CLOEXEC != 0
+    }
+
+    /// The monitor's ready pipe is handed over as fd 3; when the pipe already is fd 3,
+    /// `dup2(3, 3)` would leave it close-on-exec and the monitor could never report.
+    #[test]
+    fn handover_clears_cloexec_when_fd_is_already_the_target() {
+        use std::os::fd::AsRawFd;
+        let (_r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let fd = w.as_raw_fd();
+        assert!(cloexec(fd));
+        handover_fd(fd, fd).unwrap();
+        assert!(!cloexec(fd), "FD_CLOEXEC must be cleared when fd == target");
+        // The other case: a copy without the flag at the target number.
+        let (_r2, w2) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (_r3, spare) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let target = spare.as_raw_fd();
+        handover_fd(w2.as_raw_fd(), target).unwrap();
+        assert!(!cloexec(target));
+        assert!(cloexec(w2.as_raw_fd()));
+    }
 
     #[test]
     fn signals_parse() {

@@ -82,10 +82,18 @@ impl Engine {
             let info = match outcome {
                 Ok(i) => i,
                 Err(e) => {
-                    self.db()?
-                        .set_exited(&rec.id, 125, false, &now(), &e.to_string())?;
+                    // A `--rm` container is removed even when recording the failure
+                    // itself fails (a full disk): a failed removal stays `removing`, which
+                    // the next command finishes.
+                    let recorded =
+                        self.db()?
+                            .set_exited(&rec.id, 125, false, &now(), &e.to_string());
                     if rec.config.auto_remove {
-                        let _ = self.remove_container(&rec.id, true, true);
+                        if let Err(re) = self.remove_container(&rec.id, true, true) {
+                            tracing::warn!(container = %rec.name, "removing after a failed start: {re}");
+                        }
+                    } else if let Err(de) = recorded {
+                        tracing::warn!(container = %rec.name, "recording a failed start: {de}");
                     }
                     return Err(e);
                 }
@@ -103,6 +111,7 @@ impl Engine {
             }
             if info.error.is_some() || mode == IoMode::Foreground {
                 if rec.config.auto_remove {
+                    crate::debris::test_pause("supervise-exited");
                     self.remove_container(&rec.id, true, true)?;
                 }
                 return Ok(info);

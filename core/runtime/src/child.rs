@@ -64,6 +64,10 @@ use crate::{
 pub(crate) struct ChildArgs<'a> {
     pub status_w: c_int,
     pub go_r: c_int,
+    /// The engine's end of the go pipe: closed first thing, so the engine's death (its
+    /// copy closing) is EOF on `go_r` and the waiting process leaves instead of blocking
+    /// forever with the engine's inherited descriptors (locks) open.
+    pub go_w: c_int,
     pub netns: Option<c_int>,
     pub lo_up: bool,
     pub rootfs: &'a CStr,
@@ -739,6 +743,7 @@ fn exec_init(status: c_int, init: &InitPlan, p: &ProcPlan) -> ! {
 
 /// The container's first process. Never returns.
 pub(crate) fn container_main(a: &ChildArgs<'_>) -> ! {
+    close(a.go_w);
     let st = a.status_w;
     non_dumpable(st);
     cloexec_all(a.fd_limit);

@@ -313,6 +313,7 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
     let args = ChildArgs {
         status_w: status_w.as_raw_fd(),
         go_r: go_r.as_raw_fd(),
+        go_w: go_w.as_raw_fd(),
         netns: netns.as_ref().map(|f| f.as_raw_fd()),
         lo_up: spec.network == NetworkMode::New,
         rootfs: &rootfs_c,

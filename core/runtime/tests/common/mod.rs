@@ -93,9 +93,16 @@ impl Rootfs {
     }
 
     pub fn spec(&self, args: &[&str]) -> ContainerSpec {
+        spec_at(&self.mnt, args)
+    }
+}
+
+/// A spec for the busybox root mounted at `mnt` (see [`Rootfs`]).
+pub fn spec_at(mnt: &Path, args: &[&str]) -> ContainerSpec {
+    {
         ContainerSpec {
-            id: format!("bt-{}", self.mnt.file_name().unwrap().to_string_lossy()),
-            rootfs: self.mnt.clone(),
+            id: format!("bt-{}", mnt.file_name().unwrap().to_string_lossy()),
+            rootfs: mnt.to_path_buf(),
             hostname: "bt-host".into(),
             process: ProcessSpec {
                 args: args.iter().map(|s| s.to_string()).collect(),
