@@ -293,3 +293,64 @@ fn read_commands_work_on_a_full_disk() {
     let ps = env.ok(&["ps", "-a"]);
     assert!(ps.contains("c1") && !ps.contains("r1"), "{ps}");
 }
+
+/// Pids of processes whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    entries(Path::new("/proc"))
+        .iter()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn a_build_killed_during_run_has_its_step_process_and_cgroup_reclaimed() {
+    let env = Env::new("crashrun");
+    env.import_busybox();
+    let ctx = env.root.join("ctx-run");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // A number no other test uses, to find the step's process on the host.
+    let secs = format!("{}", 900_000 + std::process::id() % 90_000);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nRUN touch /bt-ready && exec sleep {secs}\n"),
+    )
+    .unwrap();
+    let run_build = state(&env).join("run/build");
+    let mut build = env
+        .cmd(&["build", ctx.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = || {
+        entries(&run_build)
+            .iter()
+            .any(|k| run_build.join(k).join("bt-ready").exists())
+            && !pids_running(&["sleep", &secs]).is_empty()
+    };
+    let t0 = std::time::Instant::now();
+    while !ready() {
+        assert!(t0.elapsed().as_secs() < 60, "the RUN step never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    build.kill().unwrap();
+    build.wait().unwrap();
+    // The step outlives the killed build…
+    assert_eq!(pids_running(&["sleep", &secs]).len(), 1);
+    // …until the next command reclaims the build's leftovers: the step's group (and with
+    // it the process), the mount, the snapshot.
+    env.ok(&["images"]);
+    let t0 = std::time::Instant::now();
+    while !pids_running(&["sleep", &secs]).is_empty() {
+        assert!(t0.elapsed().as_secs() < 10, "the RUN step still runs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(mounts_under(&run_build).is_empty());
+    assert!(entries(&run_build).is_empty(), "{:?}", entries(&run_build));
+    assert!(!storage_keys(&env).iter().any(|k| k.starts_with("build-")));
+}

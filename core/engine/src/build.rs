@@ -986,8 +986,16 @@ impl Engine {
                 etc.push((host, format!("/etc/{f}")));
             }
         }
+        // The step's cgroup is named after its snapshot (`run/build/<key>`): the leftovers of
+        // a killed build — a RUN process still running, its group — go with the snapshot
+        // when `reclaim_debris` takes the key over.
+        let id = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.starts_with(crate::debris::BUILD_PREFIX))
+            .map_or_else(|| format!("build-{}", &new_id()[..12]), str::to_string);
         let spec = berth_runtime::ContainerSpec {
-            id: format!("build-{}", &new_id()[..12]),
+            id,
             rootfs: root.to_path_buf(),
             hostname: "berth-build".into(),
             process: berth_runtime::ProcessSpec {

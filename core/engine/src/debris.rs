@@ -261,6 +261,12 @@ impl Engine {
 
     /// Unmounts and removes everything of build snapshot `key` (its owner is dead).
     fn reclaim_key(&self, dir: &Path, key: &str) -> Result<(), EngineError> {
+        // First the RUN step that may still run in the snapshot (its group is named after
+        // the key): destroying the group kills it, so the unmount below does not find it busy.
+        if let Ok(iso) = self.plugins.isolator() {
+            iso.destroy(key)
+                .map_err(|e| EngineError::plugin(format!("removing the cgroup of {key}"), e))?;
+        }
         let mount = dir.join(key);
         let storage = self.plugins.storage()?;
         if mount.exists() {
