@@ -10,16 +10,11 @@ use anyhow::{bail, Context, Result};
 /// Runs the cgroup2 VM tests. A host with neither `linux.uml` nor `qemu-system-x86_64`
 /// skips them with the reason, except under CI, where that is a failure.
 pub fn cgroup2(root: &Path) -> Result<()> {
-    let have = |bin: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {bin} >/dev/null")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    let have = |bin: &str| berth_testkit::find_command(bin).is_some();
     if !have("linux.uml") && !have("qemu-system-x86_64") {
         let why = "the cgroup2 VM tests need user-mode Linux or qemu \
                    (apt-get install user-mode-linux, or qemu-system-x86)";
-        if std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false")) {
+        if berth_testkit::in_ci() {
             bail!("{why}");
         }
         eprintln!("skipped: {why}");

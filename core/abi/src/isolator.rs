@@ -124,6 +124,23 @@ impl DeviceRule {
     /// `rwm`.
     pub const ALL_ACCESS: u8 = 7;
 
+    /// A rule; `None` for a major or minor number means any (`*`).
+    pub fn new(
+        allow: bool,
+        kind: DeviceKind,
+        major: Option<u32>,
+        minor: Option<u32>,
+        access: u8,
+    ) -> DeviceRule {
+        DeviceRule {
+            allow,
+            kind,
+            major: major.into(),
+            minor: minor.into(),
+            access,
+        }
+    }
+
     /// A rule for every device (`a *:* rwm`).
     pub fn everything(allow: bool) -> DeviceRule {
         DeviceRule {
@@ -280,26 +297,10 @@ pub trait Isolator: Send + Sync {
 mod tests {
     use super::*;
 
-    fn rule(
-        allow: bool,
-        kind: DeviceKind,
-        major: Option<u32>,
-        minor: Option<u32>,
-        access: u8,
-    ) -> DeviceRule {
-        DeviceRule {
-            allow,
-            kind,
-            major: major.into(),
-            minor: minor.into(),
-            access,
-        }
-    }
-
     #[test]
     fn rules_print_in_kernel_syntax() {
         assert_eq!(DeviceRule::everything(false).to_string(), "a *:* rwm");
-        let r = rule(
+        let r = DeviceRule::new(
             true,
             DeviceKind::Char,
             Some(136),
@@ -308,14 +309,15 @@ mod tests {
         );
         assert_eq!(r.to_string(), "c 136:* rw");
         assert_eq!(
-            rule(true, DeviceKind::Block, Some(8), Some(0), DeviceRule::MKNOD).to_string(),
+            DeviceRule::new(true, DeviceKind::Block, Some(8), Some(0), DeviceRule::MKNOD)
+                .to_string(),
             "b 8:0 m"
         );
     }
 
     #[test]
     fn list_shape_is_checked() {
-        let null = rule(
+        let null = DeviceRule::new(
             true,
             DeviceKind::Char,
             Some(1),

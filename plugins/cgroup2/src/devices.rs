@@ -386,7 +386,6 @@ pub fn probe() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_abi::rtypes::ROption;
 
     /// Runs the subset of eBPF `program` emits.
     fn run(p: &[Insn], typ: u32, access: u32, major: u32, minor: u32) -> u64 {
@@ -443,33 +442,17 @@ mod tests {
             .is_some_and(|r| r.allow)
     }
 
-    fn rule(
-        allow: bool,
-        kind: DeviceKind,
-        major: Option<u32>,
-        minor: Option<u32>,
-        access: u8,
-    ) -> DeviceRule {
-        DeviceRule {
-            allow,
-            kind,
-            major: ROption::from(major),
-            minor: ROption::from(minor),
-            access,
-        }
-    }
-
     fn docker_like() -> Vec<DeviceRule> {
         let rwm = DeviceRule::ALL_ACCESS;
-        let c = |maj, min| rule(true, DeviceKind::Char, Some(maj), min, rwm);
+        let c = |maj, min| DeviceRule::new(true, DeviceKind::Char, Some(maj), min, rwm);
         vec![
             DeviceRule::everything(false),
-            rule(true, DeviceKind::Char, None, None, DeviceRule::MKNOD),
-            rule(true, DeviceKind::Block, None, None, DeviceRule::MKNOD),
+            DeviceRule::new(true, DeviceKind::Char, None, None, DeviceRule::MKNOD),
+            DeviceRule::new(true, DeviceKind::Block, None, None, DeviceRule::MKNOD),
             c(1, Some(3)),
             c(1, Some(5)),
             c(136, None),
-            rule(true, DeviceKind::Block, Some(7), Some(0), DeviceRule::READ),
+            DeviceRule::new(true, DeviceKind::Block, Some(7), Some(0), DeviceRule::READ),
         ]
     }
 
@@ -481,14 +464,14 @@ mod tests {
             vec![DeviceRule::everything(true)],
             vec![
                 DeviceRule::everything(true),
-                rule(
+                DeviceRule::new(
                     false,
                     DeviceKind::Char,
                     Some(1),
                     Some(11),
                     DeviceRule::WRITE,
                 ),
-                rule(
+                DeviceRule::new(
                     false,
                     DeviceKind::All,
                     Some(8),
@@ -527,7 +510,7 @@ mod tests {
     fn program_is_compact_and_ends_at_the_catch_all() {
         let p = program(&[
             DeviceRule::everything(false),
-            rule(
+            DeviceRule::new(
                 true,
                 DeviceKind::Char,
                 Some(1),
@@ -559,6 +542,6 @@ mod tests {
             ]
         );
         assert!(program(&[]).is_err());
-        assert!(program(&[rule(true, DeviceKind::Char, Some(1), Some(3), 7)]).is_err());
+        assert!(program(&[DeviceRule::new(true, DeviceKind::Char, Some(1), Some(3), 7)]).is_err());
     }
 }
