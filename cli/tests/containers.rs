@@ -1307,6 +1307,36 @@ fn bad_limits_signals_mounts_and_users_are_refused_like_docker() {
         "7"
     );
     env.ok(&["rm", "rt"]);
+
+    // `kill -s` takes the same names: a real-time signal reaches the trap…
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rtk",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' 38; echo ready; while :; do sleep 0.1; done",
+    ]);
+    eventually("the trap is set", || {
+        env.ok(&["logs", "rtk"]).contains("ready")
+    });
+    let o = env.run(&["kill", "-s", "NOPE", "rtk"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("-s/--signal") && err.contains("signal name or number"),
+        "{err}"
+    );
+    env.ok(&["kill", "-s", "RTMIN+4", "rtk"]);
+    eventually("the trap exited", || {
+        env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "rtk"])
+            .trim()
+            == "9"
+    });
+    env.ok(&["rm", "rtk"]);
 }
 
 #[test]

@@ -458,7 +458,7 @@ pub struct KillArgs {
 
 pub fn kill(g: &GlobalOpts, a: KillArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
-    let sig = berth_engine::lifecycle::parse_signal(&a.signal)?;
+    let sig = berth_engine::parse::parse_signal_number("-s/--signal", &a.signal)?;
     for c in &a.containers {
         let rec = engine.db()?.resolve(c)?;
         engine.signal(&rec, sig)?;

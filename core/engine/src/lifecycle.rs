@@ -8,32 +8,12 @@ use std::{
 };
 
 use berth_abi::{DetachRequest, ErrorKind};
-use nix::{
-    sys::signal::{kill, Signal},
-    unistd::Pid,
-};
 
 use crate::{
     container::{ContainerRecord, LimitsConfig, State},
     supervise::stopped_marker,
     Engine, EngineError,
 };
-
-/// Parses `SIGTERM`, `TERM`, `15`.
-pub fn parse_signal(s: &str) -> Result<Signal, EngineError> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n)
-            .map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")));
-    }
-    let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    name.parse::<Signal>()
-        .map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")))
-}
 
 fn alive(pid: i32) -> bool {
     if pid <= 0 {
@@ -194,7 +174,9 @@ impl Engine {
     }
 
     /// Sends `signal` to the container's main process (`berth kill`).
-    pub fn signal(&self, rec: &ContainerRecord, signal: Signal) -> Result<(), EngineError> {
+    /// Sends signal number `signal` (real-time ones too, hence not a nix `Signal`) to the
+    /// container's first process; SIGKILL goes to the whole group where the isolator can.
+    pub fn signal(&self, rec: &ContainerRecord, signal: i32) -> Result<(), EngineError> {
         if !rec.state.is_live() || rec.pid <= 0 {
             return Err(EngineError::Conflict(format!(
                 "container {} is not running",
@@ -202,7 +184,7 @@ impl Engine {
             )));
         }
         let _ = std::fs::write(stopped_marker(&self.container_dir(&rec.id)), b"");
-        if signal == Signal::SIGKILL {
+        if signal == libc::SIGKILL {
             if let Ok(iso) = self.plugins.isolator() {
                 let _ = iso.thaw(&rec.id);
                 if iso.kill(&rec.id, libc::SIGKILL).is_ok() {
@@ -210,8 +192,14 @@ impl Engine {
                 }
             }
         }
-        kill(Pid::from_raw(rec.pid), signal)
-            .map_err(|e| EngineError::io(format!("signalling {}", rec.name), e.into()))
+        // SAFETY: kill(2) takes a pid and a signal number and touches no memory of ours.
+        if unsafe { libc::kill(rec.pid, signal) } < 0 {
+            return Err(EngineError::io(
+                format!("signalling {}", rec.name),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
     }
 
     /// Waits until the record is no longer live (the supervisor recorded the exit).
@@ -259,12 +247,11 @@ impl Engine {
         let t = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         // (pid 0 would signal our own process group: a restarting container has none.)
         if rec.pid > 0 {
-            // SAFETY: kill(2) takes a pid and a signal number and touches no memory of ours.
-            let _ = unsafe { libc::kill(rec.pid, sig) };
+            let _ = self.signal(rec, sig);
         }
         let r = self.wait_exit(&rec.id, Some(Duration::from_secs(t as u64)))?;
         if r.state.is_live() {
-            let _ = self.signal(&r, Signal::SIGKILL);
+            let _ = self.signal(&r, libc::SIGKILL);
             let r = self.wait_exit(&rec.id, Some(Duration::from_secs(30)))?;
             if r.state.is_live() {
                 return Err(EngineError::Invalid(format!(
@@ -295,7 +282,7 @@ impl Engine {
                     rec.state.as_str()
                 )));
             }
-            let _ = self.signal(&rec, Signal::SIGKILL);
+            let _ = self.signal(&rec, libc::SIGKILL);
             self.wait_exit(id, Some(Duration::from_secs(30)))?;
         }
         // Recorded first, so a removal that is interrupted is finished by the next
@@ -465,14 +452,6 @@ mod tests {
         handover_fd(w2.as_raw_fd(), target).unwrap();
         assert!(!cloexec(target));
         assert!(cloexec(w2.as_raw_fd()));
-    }
-
-    #[test]
-    fn signals_parse() {
-        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("kill").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
-        assert!(parse_signal("SIGNOPE").is_err());
     }
 }
 
