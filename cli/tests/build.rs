@@ -417,3 +417,22 @@ fn a_too_long_run_line_is_one_short_clear_error() {
         err.len()
     );
 }
+
+#[test]
+fn a_bad_stopsignal_fails_the_build_at_its_line() {
+    let env = Env::new("stopsig");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    let err = build_fails(&env, &ctx, "FROM busybox\nLABEL a=b\nSTOPSIGNAL FOO\n");
+    assert!(
+        err.contains("Dockerfile:3") && err.contains("STOPSIGNAL") && err.contains("\"FOO\""),
+        "{err}"
+    );
+    // Docker's real-time names are fine.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nSTOPSIGNAL SIGRTMIN+3\n",
+    )
+    .unwrap();
+    env.ok(&["build", "-t", "rtstop:1", ctx.to_str().unwrap()]);
+}

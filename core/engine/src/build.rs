@@ -629,6 +629,10 @@ impl Engine {
         ) {
             st.flush_config();
         }
+        if let InstructionKind::StopSignal(sig) = kind {
+            // Refused here, with its line, rather than at every `stop` of the image.
+            crate::parse::parse_signal_number("STOPSIGNAL", sig).map_err(|e| bad(file, line, e))?;
+        }
         if apply_metadata(st, kind, &desc, &original, args_key) {
             return Ok(false);
         }
