@@ -51,8 +51,33 @@ pub fn busybox_tree(root: &Path) {
     std::fs::write(root.join("etc/notexec"), "just data\n").unwrap();
 }
 
+/// Unmounts the `bt-rt-<pid>-<n>` mounts of test processes that died without dropping
+/// their `Rootfs` (killed by a timeout, say), once per test process.
+fn reclaim_dead_runs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for point in info.lines().filter_map(|l| l.split(' ').nth(4)) {
+            let Some(rest) = point.strip_prefix("/tmp/bt-rt-") else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let Ok(c) = CString::new(point) else { continue };
+            // SAFETY: unmount of a NUL-terminated path; a dead test run's own mount.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            let _ = std::fs::remove_dir(point);
+        }
+    });
+}
+
 impl Rootfs {
     pub fn new() -> Rootfs {
+        reclaim_dead_runs();
         let dir = tempfile::Builder::new()
             .prefix("bt-rt-src-")
             .tempdir()
