@@ -1479,3 +1479,83 @@ fn a_mount_reaching_proc_through_an_image_symlink_is_refused() {
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
     assert!(mounts_under(&env.root).is_empty());
 }
+
+/// Docker stops option parsing at the image (and at exec's container): what follows is the
+/// command even when it looks like one of berth's flags (`-c` is `--cpu-shares`). A bad flag
+/// before the image is still a usage error with Docker's exit code 125.
+#[test]
+fn words_after_the_image_belong_to_the_command() {
+    let env = Env::new("argv");
+    env.import_busybox();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/sh",
+        "busybox",
+        "-c",
+        "echo hi",
+    ]);
+    assert_eq!(out.trim(), "hi");
+    let id = env.ok(&["create", "--network", "none", "busybox", "-c", "x"]);
+    let cmd = env.ok(&["inspect", "-f", ".Config.Cmd", id.trim()]);
+    assert!(cmd.contains(r#""-c""#) && cmd.contains(r#""x""#), "{cmd}");
+    env.ok(&["rm", id.trim()]);
+    let o = env.run(&["run", "--rm", "--no-such-flag", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--no-such-flag"));
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
+/// `--env-file` takes Docker's format and refuses a malformed line, naming file and line.
+#[test]
+fn env_file_is_parsed_like_docker() {
+    let env = Env::new("envf");
+    env.import_busybox();
+    let good = env.root.join("good.env");
+    std::fs::write(
+        &good,
+        "\u{feff}A=1\n# note\n\n  B=two words\nBERTH_T_SET\nBERTH_T_UNSET\n",
+    )
+    .unwrap();
+    let out = String::from_utf8(
+        env.cmd(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--env-file",
+            good.to_str().unwrap(),
+            "busybox",
+            "env",
+        ])
+        .env("BERTH_T_SET", "yes")
+        .env_remove("BERTH_T_UNSET")
+        .output()
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    for want in ["A=1", "B=two words", "BERTH_T_SET=yes"] {
+        assert!(lines.contains(&want), "{want} missing in {out}");
+    }
+    assert!(!out.contains("BERTH_T_UNSET"), "{out}");
+    let bad = env.root.join("bad.env");
+    std::fs::write(&bad, "A=1\nexport D=4\n").unwrap();
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--env-file",
+        bad.to_str().unwrap(),
+        "busybox",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("bad.env: line 2:"), "{err}");
+    assert!(err.contains("'export D' contains whitespaces"), "{err}");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+}
