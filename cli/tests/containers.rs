@@ -1559,3 +1559,42 @@ fn env_file_is_parsed_like_docker() {
     assert!(err.contains("'export D' contains whitespaces"), "{err}");
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+/// `logs --since/--until` take Docker's time forms; a time without a zone is local time.
+#[test]
+fn logs_since_takes_dockers_time_forms() {
+    let env = Env::new("lsince");
+    env.import_busybox();
+    let id = env.ok(&["run", "-d", "--network", "none", "busybox", "echo", "hi"]);
+    let id = id.trim();
+    env.ok(&["wait", id]);
+    for since in [
+        "2000-01-01T00:00:00",
+        "2000-01-01",
+        "946684800.5",
+        "1h",
+        "2000-01-01T00:00Z",
+    ] {
+        assert_eq!(
+            env.ok(&["logs", "--since", since, id]).trim(),
+            "hi",
+            "--since {since}"
+        );
+    }
+    for since in ["2100-01-01T00:00:00", "2100-01-01", "4102444800"] {
+        assert_eq!(
+            env.ok(&["logs", "--since", since, id]).trim(),
+            "",
+            "--since {since}"
+        );
+    }
+    assert_eq!(
+        env.ok(&["logs", "--until", "2000-01-01T00:00:00", id])
+            .trim(),
+        ""
+    );
+    let o = env.run(&["logs", "--since", "yesterday", id]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--since"));
+    env.ok(&["rm", id]);
+}
