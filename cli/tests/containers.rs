@@ -1598,3 +1598,69 @@ fn logs_since_takes_dockers_time_forms() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--since"));
     env.ok(&["rm", id]);
 }
+
+/// `cp - CTR:DIR` unpacks a tar stream from stdin; `cp CTR:PATH -` writes PATH as a tar
+/// stream (PATH's base name at the top) to stdout. No host file or directory named `-`.
+#[test]
+fn cp_dash_is_a_tar_stream() {
+    use std::io::Write;
+    let env = Env::new("cptar");
+    env.import_busybox();
+    env.ok(&[
+        "create",
+        "--name",
+        "c",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, body) in [("d/a.txt", "alpha\n"), ("d/sub/b.txt", "beta\n")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    let stream = b.into_inner().unwrap();
+    let mut child = env
+        .cmd(&["cp", "-", "c:/tmp"])
+        .current_dir(&env.root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&stream).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env
+        .cmd(&["cp", "c:/tmp/d", "-"])
+        .current_dir(&env.root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut got = Vec::new();
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+        got.push((path.trim_end_matches('/').to_string(), body));
+    }
+    for (path, body) in [("d/a.txt", "alpha\n"), ("d/sub/b.txt", "beta\n")] {
+        assert!(
+            got.iter().any(|(p, b)| p == path && b == body),
+            "{path} missing in {got:?}"
+        );
+    }
+    assert!(got.iter().any(|(p, _)| p == "d"), "{got:?}");
+    assert!(
+        !env.root.join("-").exists(),
+        "a host path named - was created"
+    );
+    env.ok(&["rm", "c"]);
+    assert!(mounts_under(&env.root).is_empty());
+}

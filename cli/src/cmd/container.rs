@@ -1358,7 +1358,63 @@ fn cp_end(s: &str) -> berth_engine::lifecycle::CpEnd {
 }
 
 pub fn cp(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<u8> {
+    use berth_engine::lifecycle::CpEnd;
     let engine = engine(g)?;
-    engine.cp(&cp_end(&a.src), &cp_end(&a.dest))?;
+    // `-` is a tar stream, as in Docker: the copy goes through a private scratch directory
+    // on the host, so the container side uses the engine's own in-root copy.
+    match (a.src.as_str(), a.dest.as_str()) {
+        ("-", "-") => bail!("cp: source and destination cannot both be - (stdin/stdout)"),
+        (_, "-") => {
+            let scratch = cp_scratch(&engine)?;
+            engine.cp(&cp_end(&a.src), &CpEnd::Host(scratch.path().to_path_buf()))?;
+            let mut out = std::io::stdout().lock();
+            tar_dir_entries(scratch.path(), &mut out)
+                .context("cp: writing the tar stream to stdout")?;
+            out.flush()
+                .context("cp: writing the tar stream to stdout")?;
+        }
+        ("-", _) => {
+            if !matches!(cp_end(&a.dest), CpEnd::Container { .. }) {
+                bail!("cp: with - as the source the destination must be CONTAINER:DIR");
+            }
+            let scratch = cp_scratch(&engine)?;
+            let mut ar = tar::Archive::new(std::io::stdin().lock());
+            ar.unpack(scratch.path())
+                .context("cp: reading a tar stream from stdin")?;
+            for e in std::fs::read_dir(scratch.path()).context("cp: reading the unpacked stream")? {
+                let e = e.context("cp: reading the unpacked stream")?;
+                engine.cp(&CpEnd::Host(e.path()), &cp_end(&a.dest))?;
+            }
+        }
+        _ => engine.cp(&cp_end(&a.src), &cp_end(&a.dest))?,
+    }
     Ok(0)
+}
+
+/// A scratch directory for `cp -`, removed when dropped (also on error).
+fn cp_scratch(engine: &Engine) -> anyhow::Result<tempfile::TempDir> {
+    let parent = engine.config.run_dir();
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    tempfile::Builder::new()
+        .prefix("cp-stream-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a scratch directory in {}", parent.display()))
+}
+
+/// Writes each entry of `dir` (as itself, directories recursively, symlinks as links) to a
+/// tar stream, as Docker's `cp CTR:PATH -` does with PATH's base name at the top.
+fn tar_dir_entries(dir: &std::path::Path, out: &mut impl Write) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if e.file_type()?.is_dir() {
+            b.append_dir_all(&name, e.path())?;
+        } else {
+            b.append_path_with_name(e.path(), &name)?;
+        }
+    }
+    b.finish()
 }
