@@ -232,11 +232,14 @@ fn main() -> ExitCode {
 }
 
 /// Prints clap's message. Help and version are successes (exit 0); a bad flag or a missing
-/// argument exits 125 like Docker's CLI, not clap's default 2.
+/// argument exits 125 like Docker's CLI, not clap's default 2 (see `words_after_the_image_belong_to_the_command`
+/// in cli/tests/containers.rs).
 fn usage_error(e: &clap::Error) -> ExitCode {
     // Printing to a closed stdout/stderr has nowhere to report to.
     let _ = e.print();
-    if e.use_stderr() {
+    // `berth` alone prints the help and succeeds, as `docker` does.
+    let help_only = e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+    if e.use_stderr() && !help_only {
         ExitCode::from(EXIT_ENGINE_ERROR)
     } else {
         ExitCode::SUCCESS

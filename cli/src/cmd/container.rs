@@ -1333,12 +1333,12 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<u8> {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  berth cp web:/etc/nginx/nginx.conf ./nginx.conf\n  berth cp ./site web:/usr/share/nginx/html"
+    after_help = "Examples:\n  berth cp web:/etc/nginx/nginx.conf ./nginx.conf\n  berth cp ./site web:/usr/share/nginx/html\n  berth cp web:/var/log - | tar -tv\n  tar -c conf | berth cp - web:/etc"
 )]
 pub struct CpArgs {
-    /// CONTAINER:SRC_PATH or a host path
+    /// CONTAINER:SRC_PATH, a host path, or - (a tar stream read from stdin)
     pub src: String,
-    /// CONTAINER:DEST_PATH or a host path
+    /// CONTAINER:DEST_PATH, a host path, or - (a tar stream written to stdout)
     pub dest: String,
 }
 
