@@ -217,7 +217,10 @@ pub fn render_error(e: &anyhow::Error) -> String {
 const EXIT_ENGINE_ERROR: u8 = 125;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_tracing(cli.global.log_level.as_deref());
     match cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -225,6 +228,21 @@ fn main() -> ExitCode {
             eprintln!("berth: {}", render_error(&e));
             ExitCode::from(EXIT_ENGINE_ERROR)
         }
+    }
+}
+
+/// Prints clap's message. Help and version are successes (exit 0); a bad flag or a missing
+/// argument exits 125 like Docker's CLI, not clap's default 2 (see `words_after_the_image_belong_to_the_command`
+/// in cli/tests/containers.rs).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // Printing to a closed stdout/stderr has nowhere to report to.
+    let _ = e.print();
+    // `berth` alone prints the help and succeeds, as `docker` does.
+    let help_only = e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+    if e.use_stderr() && !help_only {
+        ExitCode::from(EXIT_ENGINE_ERROR)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -293,5 +311,63 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+}
+
+#[cfg(test)]
+mod argv_tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+    }
+
+    /// Everything after the image is the container's command, as in Docker, even words that
+    /// look like berth's own flags (`-c` is `--cpu-shares`, `-e` is `--env`).
+    #[test]
+    fn run_and_create_stop_option_parsing_at_the_image() {
+        for sub in ["run", "create"] {
+            let cli = parse(&[
+                sub,
+                "-e",
+                "A=1",
+                "--entrypoint",
+                "/bin/sh",
+                "img",
+                "-c",
+                "echo hi",
+                "-e",
+                "x",
+            ])
+            .expect("parses");
+            let a = match cli.command {
+                Command::Run(a) | Command::Create(a) => a,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(a.image(), "img");
+            assert_eq!(a.env, ["A=1"]);
+            assert_eq!(a.entrypoint.as_deref(), Some("/bin/sh"));
+            assert_eq!(a.command(), ["-c", "echo hi", "-e", "x"]);
+        }
+    }
+
+    #[test]
+    fn exec_stops_option_parsing_at_the_container() {
+        let cli = parse(&["exec", "-u", "nobody", "web", "-l", "-u", "-e"]).expect("parses");
+        let Command::Exec(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.container, "web");
+        assert_eq!(a.user.as_deref(), Some("nobody"));
+        assert_eq!(a.command, ["-l", "-u", "-e"]);
+    }
+
+    #[test]
+    fn a_bad_flag_before_the_image_is_still_an_error() {
+        assert!(parse(&["run", "--no-such-flag", "img"]).is_err());
+        assert!(parse(&["exec", "--no-such-flag", "web", "ls"]).is_err());
+        assert!(parse(&["run", "-c"]).is_err(), "--cpu-shares needs a value");
+        assert!(parse(&["run"]).is_err(), "the image is required");
     }
 }

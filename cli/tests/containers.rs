@@ -1479,3 +1479,189 @@ fn a_mount_reaching_proc_through_an_image_symlink_is_refused() {
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
     assert!(mounts_under(&env.root).is_empty());
 }
+
+/// Docker stops option parsing at the image (and at exec's container): what follows is the
+/// command even when it looks like one of berth's flags (`-c` is `--cpu-shares`). A bad flag
+/// before the image is still a usage error with Docker's exit code 125.
+#[test]
+fn words_after_the_image_belong_to_the_command() {
+    let env = Env::new("argv");
+    env.import_busybox();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/sh",
+        "busybox",
+        "-c",
+        "echo hi",
+    ]);
+    assert_eq!(out.trim(), "hi");
+    let id = env.ok(&["create", "--network", "none", "busybox", "-c", "x"]);
+    let cmd = env.ok(&["inspect", "-f", ".Config.Cmd", id.trim()]);
+    assert!(cmd.contains(r#""-c""#) && cmd.contains(r#""x""#), "{cmd}");
+    env.ok(&["rm", id.trim()]);
+    let o = env.run(&["run", "--rm", "--no-such-flag", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--no-such-flag"));
+    assert_eq!(env.run(&["run"]).status.code(), Some(125), "the image is required");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
+/// `--env-file` takes Docker's format and refuses a malformed line, naming file and line.
+#[test]
+fn env_file_is_parsed_like_docker() {
+    let env = Env::new("envf");
+    env.import_busybox();
+    let good = env.root.join("good.env");
+    std::fs::write(
+        &good,
+        "\u{feff}A=1\n# note\n\n  B=two words\nBERTH_T_SET\nBERTH_T_UNSET\n",
+    )
+    .unwrap();
+    let out = String::from_utf8(
+        env.cmd(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--env-file",
+            good.to_str().unwrap(),
+            "busybox",
+            "env",
+        ])
+        .env("BERTH_T_SET", "yes")
+        .env_remove("BERTH_T_UNSET")
+        .output()
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    for want in ["A=1", "B=two words", "BERTH_T_SET=yes"] {
+        assert!(lines.contains(&want), "{want} missing in {out}");
+    }
+    assert!(!out.contains("BERTH_T_UNSET"), "{out}");
+    let bad = env.root.join("bad.env");
+    std::fs::write(&bad, "A=1\nexport D=4\n").unwrap();
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--env-file",
+        bad.to_str().unwrap(),
+        "busybox",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("bad.env: line 2:"), "{err}");
+    assert!(err.contains("'export D' contains whitespaces"), "{err}");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
+/// `logs --since/--until` take Docker's time forms; a time without a zone is local time.
+#[test]
+fn logs_since_takes_dockers_time_forms() {
+    let env = Env::new("lsince");
+    env.import_busybox();
+    let id = env.ok(&["run", "-d", "--network", "none", "busybox", "echo", "hi"]);
+    let id = id.trim();
+    env.ok(&["wait", id]);
+    for since in [
+        "2000-01-01T00:00:00",
+        "2000-01-01",
+        "946684800.5",
+        "1h",
+        "2000-01-01T00:00Z",
+    ] {
+        assert_eq!(
+            env.ok(&["logs", "--since", since, id]).trim(),
+            "hi",
+            "--since {since}"
+        );
+    }
+    for since in ["2100-01-01T00:00:00", "2100-01-01", "4102444800"] {
+        assert_eq!(
+            env.ok(&["logs", "--since", since, id]).trim(),
+            "",
+            "--since {since}"
+        );
+    }
+    assert_eq!(
+        env.ok(&["logs", "--until", "2000-01-01T00:00:00", id])
+            .trim(),
+        ""
+    );
+    let o = env.run(&["logs", "--since", "yesterday", id]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--since"));
+    env.ok(&["rm", id]);
+}
+
+/// `cp - CTR:DIR` unpacks a tar stream from stdin; `cp CTR:PATH -` writes PATH as a tar
+/// stream (PATH's base name at the top) to stdout. No host file or directory named `-`.
+#[test]
+fn cp_dash_is_a_tar_stream() {
+    use std::io::Write;
+    let env = Env::new("cptar");
+    env.import_busybox();
+    env.ok(&[
+        "create",
+        "--name",
+        "c",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, body) in [("d/a.txt", "alpha\n"), ("d/sub/b.txt", "beta\n")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    let stream = b.into_inner().unwrap();
+    let mut child = env
+        .cmd(&["cp", "-", "c:/tmp"])
+        .current_dir(&env.root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&stream).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env
+        .cmd(&["cp", "c:/tmp/d", "-"])
+        .current_dir(&env.root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut got = Vec::new();
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+        got.push((path.trim_end_matches('/').to_string(), body));
+    }
+    for (path, body) in [("d/a.txt", "alpha\n"), ("d/sub/b.txt", "beta\n")] {
+        assert!(
+            got.iter().any(|(p, b)| p == path && b == body),
+            "{path} missing in {got:?}"
+        );
+    }
+    assert!(got.iter().any(|(p, _)| p == "d"), "{got:?}");
+    assert!(
+        !env.root.join("-").exists(),
+        "a host path named - was created"
+    );
+    env.ok(&["rm", "c"]);
+    assert!(mounts_under(&env.root).is_empty());
+}

@@ -215,14 +215,30 @@ pub struct CreateArgs {
     pub labels: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Image to run
-    pub image: String,
-    /// Command and arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// Image to run, then the command and its arguments. As in Docker, option parsing stops
+    /// at the image: `berth run IMG -c x` passes `-c x` to the container. One positional, so
+    /// clap's trailing mode starts at the image; the image itself may not start with `-`, so a
+    /// mistyped flag before it is still an error.
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG]",
+        trailing_var_arg = true,
+        required = true,
+        num_args = 1..
+    )]
+    pub argv: Vec<String>,
 }
 
 impl CreateArgs {
+    /// The image: the first word of `argv` (clap requires one).
+    pub fn image(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+
+    /// The command: every word after the image.
+    pub fn command(&self) -> &[String] {
+        self.argv.get(1..).unwrap_or_default()
+    }
+
     fn options(&self) -> anyhow::Result<CreateOptions> {
         let cwd = std::env::current_dir().context("current directory")?;
         let mut env = Vec::new();
@@ -303,7 +319,7 @@ impl CreateArgs {
             disable: self.no_healthcheck,
         };
         Ok(CreateOptions {
-            image: self.image.clone(),
+            image: self.image().to_string(),
             name: self.name.clone(),
             entrypoint: self.entrypoint.as_ref().map(|e| {
                 if e.is_empty() {
@@ -312,7 +328,7 @@ impl CreateArgs {
                     vec![e.clone()]
                 }
             }),
-            cmd: self.command.clone(),
+            cmd: self.command().to_vec(),
             env,
             workdir: self.workdir.clone(),
             user: self.user.clone(),
@@ -666,30 +682,13 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
-    /// Show logs since a timestamp (RFC 3339) or relative (e.g. 42m, 10s)
+    /// Show logs since a timestamp (RFC 3339, zone optional; 2026-12-02; Unix) or relative (e.g. 42m)
     #[arg(long)]
     pub since: Option<String>,
     /// Show logs before a timestamp or relative time
     #[arg(long)]
     pub until: Option<String>,
     pub container: String,
-}
-
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    let (num, unit) = s.split_at(s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
-    let n: i64 = num.parse().with_context(|| {
-        format!("invalid {flag} value {s:?}: use RFC 3339 or a duration like 10m")
-    })?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => bail!("invalid {flag} value {s:?}: unit must be s, m or h"),
-    };
-    Ok(chrono::Utc::now() - chrono::Duration::seconds(secs))
 }
 
 fn print_entry(e: &berth_engine::logs::LogEntry, timestamps: bool) {
@@ -709,6 +708,7 @@ pub fn logs(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
     let rec = engine.db()?.resolve(&a.container)?;
     let path = engine.container_dir(&rec.id).join("container.log");
+    let now = chrono::Utc::now();
     let opts = LogOptions {
         tail: if a.tail == "all" {
             None
@@ -722,12 +722,12 @@ pub fn logs(g: &GlobalOpts, a: LogsArgs) -> anyhow::Result<u8> {
         since: a
             .since
             .as_deref()
-            .map(|s| parse_time("--since", s))
+            .map(|s| parse::parse_log_time("--since", s, now))
             .transpose()?,
         until: a
             .until
             .as_deref()
-            .map(|s| parse_time("--until", s))
+            .map(|s| parse::parse_log_time("--until", s, now))
             .transpose()?,
         timestamps: a.timestamps,
     };
@@ -1333,12 +1333,12 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> anyhow::Result<u8> {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  berth cp web:/etc/nginx/nginx.conf ./nginx.conf\n  berth cp ./site web:/usr/share/nginx/html"
+    after_help = "Examples:\n  berth cp web:/etc/nginx/nginx.conf ./nginx.conf\n  berth cp ./site web:/usr/share/nginx/html\n  berth cp web:/var/log - | tar -tv\n  tar -c conf | berth cp - web:/etc"
 )]
 pub struct CpArgs {
-    /// CONTAINER:SRC_PATH or a host path
+    /// CONTAINER:SRC_PATH, a host path, or - (a tar stream read from stdin)
     pub src: String,
-    /// CONTAINER:DEST_PATH or a host path
+    /// CONTAINER:DEST_PATH, a host path, or - (a tar stream written to stdout)
     pub dest: String,
 }
 
@@ -1358,7 +1358,63 @@ fn cp_end(s: &str) -> berth_engine::lifecycle::CpEnd {
 }
 
 pub fn cp(g: &GlobalOpts, a: CpArgs) -> anyhow::Result<u8> {
+    use berth_engine::lifecycle::CpEnd;
     let engine = engine(g)?;
-    engine.cp(&cp_end(&a.src), &cp_end(&a.dest))?;
+    // `-` is a tar stream, as in Docker: the copy goes through a private scratch directory
+    // on the host, so the container side uses the engine's own in-root copy.
+    match (a.src.as_str(), a.dest.as_str()) {
+        ("-", "-") => bail!("cp: source and destination cannot both be - (stdin/stdout)"),
+        (_, "-") => {
+            let scratch = cp_scratch(&engine)?;
+            engine.cp(&cp_end(&a.src), &CpEnd::Host(scratch.path().to_path_buf()))?;
+            let mut out = std::io::stdout().lock();
+            tar_dir_entries(scratch.path(), &mut out)
+                .context("cp: writing the tar stream to stdout")?;
+            out.flush()
+                .context("cp: writing the tar stream to stdout")?;
+        }
+        ("-", _) => {
+            if !matches!(cp_end(&a.dest), CpEnd::Container { .. }) {
+                bail!("cp: with - as the source the destination must be CONTAINER:DIR");
+            }
+            let scratch = cp_scratch(&engine)?;
+            let mut ar = tar::Archive::new(std::io::stdin().lock());
+            ar.unpack(scratch.path())
+                .context("cp: reading a tar stream from stdin")?;
+            for e in std::fs::read_dir(scratch.path()).context("cp: reading the unpacked stream")? {
+                let e = e.context("cp: reading the unpacked stream")?;
+                engine.cp(&CpEnd::Host(e.path()), &cp_end(&a.dest))?;
+            }
+        }
+        _ => engine.cp(&cp_end(&a.src), &cp_end(&a.dest))?,
+    }
     Ok(0)
+}
+
+/// A scratch directory for `cp -`, removed when dropped (also on error).
+fn cp_scratch(engine: &Engine) -> anyhow::Result<tempfile::TempDir> {
+    let parent = engine.config.run_dir();
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    tempfile::Builder::new()
+        .prefix("cp-stream-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a scratch directory in {}", parent.display()))
+}
+
+/// Writes each entry of `dir` (as itself, directories recursively, symlinks as links) to a
+/// tar stream, as Docker's `cp CTR:PATH -` does with PATH's base name at the top.
+fn tar_dir_entries(dir: &std::path::Path, out: &mut impl Write) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if e.file_type()?.is_dir() {
+            b.append_dir_all(&name, e.path())?;
+        } else {
+            b.append_path_with_name(e.path(), &name)?;
+        }
+    }
+    b.finish()
 }

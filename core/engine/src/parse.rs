@@ -428,29 +428,180 @@ pub fn parse_env(spec: &str) -> Result<Option<String>, EngineError> {
     Ok(std::env::var(spec).ok().map(|v| format!("{spec}={v}")))
 }
 
-/// `--env-file FILE`: KEY=VALUE lines, `#` comments, bare KEY from the environment.
+/// `--env-file FILE`, with Docker's rules: a UTF-8 BOM on the first line is dropped, leading
+/// whitespace is trimmed, blank lines and `#` comments are skipped, `NAME=VALUE` is taken as is
+/// (the value keeps its spaces and quotes), a bare `NAME` takes its value from berth's
+/// environment (left out when unset). A name that is empty or contains a space or tab
+/// (`export D=4`) rejects the whole file, naming the file and the line.
 pub fn parse_env_file(path: &Path) -> Result<Vec<String>, EngineError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| EngineError::io(format!("--env-file {}", path.display()), e))?;
+    parse_env_lines(&bytes, |k| std::env::var(k).ok()).map_err(|(n, why)| {
+        EngineError::Invalid(format!("--env-file {}: line {n}: {why}", path.display()))
+    })
+}
+
+/// The body of [`parse_env_file`]; an error is `(line number, reason)`.
+fn parse_env_lines(
+    bytes: &[u8],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, (usize, String)> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let l = line.trim_start();
-        if l.is_empty() || l.starts_with('#') {
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let n = i + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw)
+            .map_err(|_| (n, "not valid UTF-8".to_string()))?
+            .trim_start();
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match parse_env(l) {
-            Ok(Some(v)) => out.push(v),
-            Ok(None) => {}
-            Err(_) => {
-                return Err(EngineError::Invalid(format!(
-                    "--env-file {}:{}: invalid line {line:?}",
-                    path.display(),
-                    n + 1
-                )))
-            }
+        let (name, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line, None),
+        };
+        if name.contains([' ', '\t']) {
+            return Err((
+                n,
+                format!("poorly formatted environment: variable '{name}' contains whitespaces"),
+            ));
+        }
+        if name.is_empty() {
+            return Err((
+                n,
+                format!("poorly formatted environment: no variable name on line '{line}'"),
+            ));
+        }
+        match value {
+            Some(v) => out.push(format!("{name}={v}")),
+            None => out.extend(lookup(name).map(|v| format!("{name}={v}"))),
         }
     }
     Ok(out)
+}
+
+/// `logs --since/--until`, with the forms Docker's CLI takes: a Go duration before `now`
+/// (`10m`, `1h30m`, `1.5s`), RFC 3339 with or without fractional seconds, with a zone (`Z`,
+/// `+01:00`) or without one (local time), shortened to `2026-12-02T01:07`, `2026-12-02T01` or
+/// `2026-12-02`, and Unix timestamps `1764637620` / `1764637620.5`.
+pub fn parse_log_time(
+    flag: &str,
+    s: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, EngineError> {
+    use chrono::{TimeZone, Utc};
+    let v = s.trim();
+    if v != "0" {
+        if let Some(d) = go_duration(v) {
+            return Ok(now - d);
+        }
+    }
+    if let Some(t) = unix_time(v) {
+        return Ok(t);
+    }
+    let why = "use RFC 3339 (2026-12-02T01:07:00, zone optional), a date (2026-12-02), \
+               a Unix timestamp or a duration like 10m";
+    // Go's `Z07:00`: `Z` or `z` is UTC, else a `+hh:mm`/`-hh:mm` suffix.
+    let (body, zone) = if let Some(b) = v.strip_suffix(['Z', 'z']) {
+        (b, Some(chrono::FixedOffset::east_opt(0)))
+    } else {
+        match v.rfind(['+', '-']) {
+            Some(i) if i > 10 || (i == 10 && v.len() == 16) => {
+                let off = &v[i..];
+                let parsed = chrono::DateTime::parse_from_str(
+                    &format!("2000-01-01T00:00:00{off}"),
+                    "%Y-%m-%dT%H:%M:%S%:z",
+                )
+                .ok()
+                .map(|t| *t.offset());
+                (&v[..i], Some(parsed))
+            }
+            _ => (v, None),
+        }
+    };
+    let naive = naive_time(body).ok_or_else(|| bad(flag, s, why))?;
+    let t = match zone {
+        Some(Some(off)) => off.from_local_datetime(&naive).single(),
+        Some(None) => None,
+        None => chrono::Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.fixed_offset()),
+    };
+    t.map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| bad(flag, s, why))
+}
+
+/// `2026-12-02[T15[:04[:05[.999]]]]` without a zone.
+fn naive_time(s: &str) -> Option<chrono::NaiveDateTime> {
+    let (date, time) = match s.split_once(['T', 't']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let time = match time {
+        None => chrono::NaiveTime::MIN,
+        Some(t) => {
+            let full = match t.matches(':').count() {
+                0 => format!("{t}:00:00"),
+                1 => format!("{t}:00"),
+                _ => t.to_string(),
+            };
+            chrono::NaiveTime::parse_from_str(&full, "%H:%M:%S%.f").ok()?
+        }
+    };
+    Some(date.and_time(time))
+}
+
+/// `SECONDS[.FRACTION]` since the epoch.
+fn unix_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let all_digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+    if secs.is_empty() || !all_digits(secs) || !all_digits(frac) || frac.len() > 9 {
+        return None;
+    }
+    let nanos: u32 = format!("{frac:0<9}").parse().ok()?;
+    chrono::DateTime::from_timestamp(secs.parse().ok()?, nanos)
+}
+
+/// A Go `time.ParseDuration` string: `[-]` then number+unit pairs (`ns us µs ms s m h`),
+/// numbers may have a fraction. A bare number (other than none) is not a duration.
+fn go_duration(s: &str) -> Option<chrono::Duration> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut nanos = 0f64;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        nanos += num * scale;
+    }
+    if !nanos.is_finite() || nanos > i64::MAX as f64 {
+        return None;
+    }
+    let d = chrono::Duration::nanoseconds(nanos as i64);
+    Some(if neg { -d } else { d })
 }
 
 /// `--restart`.
@@ -654,5 +805,97 @@ mod tests {
         assert!(parse_env("=x").is_err());
         assert!(parse_restart("on-failure:3").is_ok());
         assert!(parse_restart("sometimes").is_err());
+    }
+
+    fn env_lines(text: &[u8]) -> Result<Vec<String>, (usize, String)> {
+        parse_env_lines(text, |k| (k == "SET").then(|| "from env".to_string()))
+    }
+
+    #[test]
+    fn env_file_follows_docker() {
+        let got = env_lines(
+            b"\xEF\xBB\xBFA=1\r\n\n  # comment\n\tB= two  \nSET\nUNSET\nC=x=y\nQ=\"q\"\n",
+        )
+        .unwrap();
+        assert_eq!(got, ["A=1", "B= two  ", "SET=from env", "C=x=y", "Q=\"q\""]);
+    }
+
+    #[test]
+    fn env_file_rejects_bad_names_with_the_line() {
+        let (n, why) = env_lines(b"A=1\n# c\nexport D=4\n").unwrap_err();
+        assert_eq!(n, 3);
+        assert_eq!(
+            why,
+            "poorly formatted environment: variable 'export D' contains whitespaces"
+        );
+        assert_eq!(env_lines(b"MY VAR\n").unwrap_err().0, 1);
+        assert_eq!(env_lines(b"A=1\n=x\n").unwrap_err().0, 2);
+        assert_eq!(env_lines(b"A=\xff\n").unwrap_err().0, 1);
+    }
+
+    #[test]
+    fn env_file_error_names_the_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("berth-envfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.env");
+        std::fs::write(&f, "A=1\nexport D=4\n").unwrap();
+        let e = parse_env_file(&f).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.contains("bad.env: line 2:"), "{e}");
+        assert!(e.contains("'export D' contains whitespaces"), "{e}");
+    }
+
+    #[test]
+    fn log_times_take_dockers_forms() {
+        use chrono::{TimeZone, Utc};
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+        let p = |s: &str| parse_log_time("--since", s, now).unwrap();
+        let local = |y, mo, d, h, mi, s| {
+            chrono::Local
+                .with_ymd_and_hms(y, mo, d, h, mi, s)
+                .earliest()
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        assert_eq!(p("10m"), now - chrono::Duration::minutes(10));
+        assert_eq!(p("1h30m"), now - chrono::Duration::minutes(90));
+        assert_eq!(p("1.5s"), now - chrono::Duration::milliseconds(1500));
+        assert_eq!(p("2026-12-02T01:07:00"), local(2026, 12, 2, 1, 7, 0));
+        assert_eq!(p("2026-12-02T01:07"), local(2026, 12, 2, 1, 7, 0));
+        assert_eq!(p("2026-12-02T01"), local(2026, 12, 2, 1, 0, 0));
+        assert_eq!(p("2026-12-02"), local(2026, 12, 2, 0, 0, 0));
+        assert_eq!(
+            p("2026-12-02T01:07:00.25"),
+            local(2026, 12, 2, 1, 7, 0) + chrono::Duration::milliseconds(250)
+        );
+        let utc = Utc.with_ymd_and_hms(2026, 12, 2, 1, 7, 0).unwrap();
+        assert_eq!(p("2026-12-02T01:07:00Z"), utc);
+        assert_eq!(
+            p("2026-12-02T01:07:00.5Z"),
+            utc + chrono::Duration::milliseconds(500)
+        );
+        assert_eq!(p("2026-12-02T02:07:00+01:00"), utc);
+        assert_eq!(p("2026-12-02T00:07:00-01:00"), utc);
+        assert_eq!(p("2026-12-02T01:07Z"), utc);
+        assert_eq!(
+            p("1764637620"),
+            Utc.timestamp_opt(1_764_637_620, 0).unwrap()
+        );
+        assert_eq!(
+            p("1764637620.5"),
+            Utc.timestamp_opt(1_764_637_620, 500_000_000).unwrap()
+        );
+        assert_eq!(p("0"), Utc.timestamp_opt(0, 0).unwrap());
+        for bad in [
+            "yesterday",
+            "10x",
+            "2026-13-02",
+            "2026-12-02T25:00",
+            "1.2.3",
+            "",
+        ] {
+            let e = parse_log_time("--since", bad, now).unwrap_err().to_string();
+            assert!(e.contains("--since"), "{bad}: {e}");
+        }
     }
 }
