@@ -104,6 +104,9 @@ struct StageState {
     /// How often the whole config was copied out of the state: once per run of metadata
     /// steps, not once per step (a test holds it to that).
     config_copies: usize,
+    /// A CMD was written in this stage (Docker's `cmdSet`): a later ENTRYPOINT keeps it
+    /// and resets only a CMD inherited from the base.
+    cmd_set: bool,
 }
 
 impl StageState {
@@ -536,6 +539,7 @@ impl Engine {
             key,
             pending: None,
             config_copies: 0,
+            cmd_set: false,
         };
         let mut instructions = parse_triggers(&file, stage.line, &triggers)?;
         if !instructions.is_empty() {
@@ -1138,14 +1142,19 @@ fn apply_metadata(
         InstructionKind::Cmd(c) => {
             let v = command_vec(&st.env, c);
             st.config_mut().set_cmd(Some(v));
+            st.cmd_set = true;
             meta(st);
         }
         InstructionKind::Entrypoint(c) => {
             let v = command_vec(&st.env, c);
+            let keep_cmd = st.cmd_set;
             let cfg = st.config_mut();
             cfg.set_entrypoint(Some(v));
-            // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
-            cfg.set_cmd(None);
+            // Docker: setting ENTRYPOINT resets a CMD inherited from the base, not one
+            // written earlier in this stage.
+            if !keep_cmd {
+                cfg.set_cmd(None);
+            }
             meta(st);
         }
         InstructionKind::Expose(ports) => {
@@ -1336,6 +1345,68 @@ fn hash_sources(
 mod tests {
     use super::*;
 
+    /// The instructions of the first stage of `text` and a stage state on a base image
+    /// whose config is `base`.
+    fn stage_of(
+        text: &str,
+        mut base: ImageConfiguration,
+    ) -> (Vec<berth_dockerfile::Instruction>, StageState) {
+        let df = Dockerfile::parse("Dockerfile", text).unwrap();
+        let plan = plan_with(&df, &PlanOptions::default()).unwrap();
+        let stage = &plan.stages[0];
+        base.set_history(Vec::new());
+        let c = base.config().clone().unwrap_or_default();
+        let env = plan.stage_env(stage).with_base(
+            &c.env().clone().unwrap_or_default(),
+            c.working_dir().as_deref(),
+            None,
+        );
+        let st = StageState {
+            state: StepState {
+                config: base,
+                layers: Vec::new(),
+                extras: ConfigExtras::default(),
+            },
+            env,
+            key: sha(&["scratch"]),
+            pending: None,
+            config_copies: 0,
+            cmd_set: false,
+        };
+        (stage.instructions.clone(), st)
+    }
+
+    /// Runs the metadata steps of `text` on `base`; returns the resulting runtime config.
+    fn metadata_result(text: &str, base: ImageConfiguration) -> Config {
+        let (instructions, mut st) = stage_of(text, base);
+        for ins in &instructions {
+            let kind = st.env.apply(ins).unwrap();
+            assert!(apply_metadata(&mut st, &kind, "d", &ins.original, ""));
+        }
+        st.flush_config();
+        st.state.config.config().clone().unwrap_or_default()
+    }
+
+    /// Docker's `cmdSet`: ENTRYPOINT resets the base's CMD but keeps one written before it
+    /// in the same stage.
+    #[test]
+    fn entrypoint_keeps_a_cmd_of_the_same_stage() {
+        let c = metadata_result(
+            "FROM scratch\nCMD [\"a\"]\nENTRYPOINT [\"b\"]\n",
+            ImageConfiguration::default(),
+        );
+        assert_eq!(c.cmd().as_deref(), Some(&["a".to_string()][..]));
+        assert_eq!(c.entrypoint().as_deref(), Some(&["b".to_string()][..]));
+        let mut base = ImageConfiguration::default();
+        let mut bc = Config::default();
+        bc.set_cmd(Some(vec!["base".into()]));
+        base.set_config(Some(bc));
+        let c = metadata_result("FROM base\nENTRYPOINT [\"b\"]\n", base.clone());
+        assert_eq!(c.cmd(), &None);
+        let c = metadata_result("FROM base\nENTRYPOINT [\"b\"]\nCMD [\"c\"]\n", base);
+        assert_eq!(c.cmd().as_deref(), Some(&["c".to_string()][..]));
+    }
+
     /// N metadata steps copy the config once, not N times (each copy holds every label
     /// so far: per-step copies made 20k LABELs take a minute).
     #[test]
@@ -1346,25 +1417,8 @@ mod tests {
             text.push_str(&format!("LABEL l{i}=v{i}\n"));
         }
         text.push_str("ENV A=1\nEXPOSE 80\nUSER 1\nMAINTAINER me\n");
-        let df = Dockerfile::parse("Dockerfile", &text).unwrap();
-        let plan = plan_with(&df, &PlanOptions::default()).unwrap();
-        let stage = &plan.stages[0];
-        let mut cfg = ImageConfiguration::default();
-        cfg.set_history(Vec::new());
-        let mut st = StageState {
-            state: StepState {
-                config: cfg,
-                layers: Vec::new(),
-                extras: ConfigExtras::default(),
-            },
-            env: plan
-                .stage_env(stage)
-                .with_base(&Vec::<String>::new(), None, None),
-            key: sha(&["scratch"]),
-            pending: None,
-            config_copies: 0,
-        };
-        for ins in &stage.instructions {
+        let (instructions, mut st) = stage_of(&text, ImageConfiguration::default());
+        for ins in &instructions {
             let kind = st.env.apply(ins).unwrap();
             assert!(apply_metadata(&mut st, &kind, "d", &ins.original, ""));
         }
@@ -1375,7 +1429,7 @@ mod tests {
         assert_eq!(c.user().as_deref(), Some("1"));
         assert_eq!(st.state.config.history().len(), n + 4);
         // After a write-back (as before a RUN or COPY), the next run copies once more.
-        let kind = st.env.apply(&stage.instructions[0]).unwrap();
+        let kind = st.env.apply(&instructions[0]).unwrap();
         apply_metadata(&mut st, &kind, "d", "LABEL again", "");
         assert_eq!(st.config_copies, 2);
     }
