@@ -71,7 +71,7 @@ impl BuildOutput for QuietOutput {
 struct StepState {
     config: ImageConfiguration,
     layers: Vec<Descriptor>,
-    /// HEALTHCHECK and ONBUILD, which the OCI config cannot hold.
+    /// HEALTHCHECK, ONBUILD and SHELL, which the OCI config cannot hold.
     #[serde(default)]
     extras: ConfigExtras,
 }
@@ -530,9 +530,11 @@ impl Engine {
             "#{step_no} DONE {:.1}s",
             t.elapsed().as_secs_f64()
         ));
+        // A SHELL of the base (image or stage) stays the shell of this stage, as in Docker.
+        let base_shell = state.extras.shell.clone();
         let env = plan
             .stage_env(stage)
-            .with_base(&base_env, base_workdir.as_deref(), None);
+            .with_base(&base_env, base_workdir.as_deref(), base_shell);
         let mut st = StageState {
             state,
             env,
@@ -1206,8 +1208,13 @@ fn apply_metadata(
             st.config_mut().set_stop_signal(Some(s.clone()));
             meta(st);
         }
-        InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
+        InstructionKind::Arg(_) => {
             st.key = sha(&[&st.key, desc, args_key]);
+        }
+        InstructionKind::Shell(s) => {
+            // Kept in the image (Docker's `config.Shell`) for the images built on it.
+            st.state.extras.shell = Some(s.clone());
+            meta(st);
         }
         InstructionKind::Healthcheck(h) => {
             st.state.extras.healthcheck = Some(health_config(h));

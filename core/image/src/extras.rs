@@ -1,5 +1,5 @@
 //! Docker's extensions to the image configuration that the OCI schema (and so
-//! `oci_spec::image::Config`) has no field for: `Healthcheck` and `OnBuild`.
+//! `oci_spec::image::Config`) has no field for: `Healthcheck`, `OnBuild` and `Shell`.
 //!
 //! They live in the same `config` object of the config blob, as Docker writes them, so
 //! images stay readable by Docker, podman and skopeo. The store writes them with
@@ -59,12 +59,16 @@ pub struct ConfigExtras {
         deserialize_with = "null_as_empty"
     )]
     pub on_build: Vec<String>,
+    /// `SHELL`: the command line shell-form RUN, CMD and ENTRYPOINT go through, inherited
+    /// by images built on this one.
+    #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 impl ConfigExtras {
     /// True when there is nothing to store.
     pub fn is_empty(&self) -> bool {
-        self.healthcheck.is_none() && self.on_build.is_empty()
+        self.healthcheck.is_none() && self.on_build.is_empty() && self.shell.is_none()
     }
 }
 
@@ -117,7 +121,7 @@ mod tests {
     fn reads_docker_style_and_null_onbuild() {
         let raw = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"],
             "Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":30000000000,"Retries":3},
-            "OnBuild":null},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+            "OnBuild":null,"Shell":["/bin/bash","-eu","-c"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
         let e = parse(raw).unwrap();
         assert_eq!(
             e.healthcheck.as_ref().unwrap().test,
@@ -125,6 +129,10 @@ mod tests {
         );
         assert_eq!(e.healthcheck.unwrap().interval, Some(30_000_000_000));
         assert!(e.on_build.is_empty());
+        assert_eq!(
+            e.shell.as_deref(),
+            Some(&["/bin/bash".to_string(), "-eu".into(), "-c".into()][..])
+        );
         assert_eq!(
             parse(br#"{"os":"linux"}"#).unwrap(),
             ConfigExtras::default()
@@ -146,6 +154,7 @@ mod tests {
                 ..Default::default()
             }),
             on_build: vec!["RUN echo hi".into()],
+            shell: Some(vec!["/bin/bash".into(), "-c".into()]),
         };
         let bytes = serialize(&cfg, &extras).unwrap();
         assert_eq!(parse(&bytes).unwrap(), extras);
