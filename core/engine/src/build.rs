@@ -129,6 +129,25 @@ impl StageState {
     }
 }
 
+/// BuildKit's `system.DefaultPathEnv` for Linux.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Follows BuildKit's dockerfile2llb ("make sure that PATH is always set"): a stage whose
+/// base (an image, or scratch) has no PATH in its Env gets the default one, both in the
+/// stage's environment and in the image config it builds.
+fn default_path(state: &mut StepState, base_env: &mut Vec<String>) {
+    if base_env
+        .iter()
+        .any(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == "PATH")
+    {
+        return;
+    }
+    base_env.push(format!("PATH={DEFAULT_PATH}"));
+    let mut c = state.config.config().clone().unwrap_or_default();
+    c.set_env(Some(base_env.clone()));
+    state.config.set_config(Some(c));
+}
+
 /// `name i/total` (or `i/total`) of a step inside `[...]`.
 fn stage_label(name: Option<&str>, i: usize, total: usize) -> String {
     match name {
@@ -474,7 +493,7 @@ impl Engine {
         let from_label = stage_label(stage.name.as_deref(), 1, stage.instructions.len() + 1);
         *step_no += 1;
         let t = Instant::now();
-        let (state, key, base_env, base_workdir) = match &stage.base {
+        let (mut state, key, mut base_env, base_workdir) = match &stage.base {
             Base::Scratch => {
                 out.line(&format!("#{step_no} [{}] FROM scratch", from_label));
                 let mut cfg = ImageConfiguration::default();
@@ -530,6 +549,7 @@ impl Engine {
             "#{step_no} DONE {:.1}s",
             t.elapsed().as_secs_f64()
         ));
+        default_path(&mut state, &mut base_env);
         // A SHELL of the base (image or stage) stays the shell of this stage, as in Docker.
         let base_shell = state.extras.shell.clone();
         let env = plan
@@ -1392,6 +1412,53 @@ mod tests {
         }
         st.flush_config();
         st.state.config.config().clone().unwrap_or_default()
+    }
+
+    /// A base without PATH (scratch here) gets BuildKit's default, which ENV can extend.
+    #[test]
+    fn a_base_without_path_gets_the_default_one() {
+        let mut state = StepState {
+            config: ImageConfiguration::default(),
+            layers: Vec::new(),
+            extras: ConfigExtras::default(),
+        };
+        let mut env = Vec::new();
+        default_path(&mut state, &mut env);
+        let want = format!("PATH={DEFAULT_PATH}");
+        assert_eq!(env, vec![want.clone()]);
+        let mut base = state.config.clone();
+        assert_eq!(
+            base.config().as_ref().unwrap().env().as_deref(),
+            Some(&[want][..])
+        );
+        let c = metadata_result("FROM scratch\nENV PATH=/opt/bin:$PATH\n", base.clone());
+        assert_eq!(
+            c.env().as_deref(),
+            Some(&[format!("PATH=/opt/bin:{DEFAULT_PATH}")][..])
+        );
+        // A PATH of the base stays as it is.
+        let mut c = Config::default();
+        c.set_env(Some(vec!["A=1".into(), "PATH=/x".into()]));
+        base.set_config(Some(c));
+        let mut state = StepState {
+            config: base,
+            layers: Vec::new(),
+            extras: ConfigExtras::default(),
+        };
+        let mut env = vec!["A=1".to_string(), "PATH=/x".to_string()];
+        default_path(&mut state, &mut env);
+        assert_eq!(env.len(), 2);
+        assert_eq!(
+            state
+                .config
+                .config()
+                .as_ref()
+                .unwrap()
+                .env()
+                .as_ref()
+                .unwrap()[1],
+            "PATH=/x"
+        );
     }
 
     /// Docker's `cmdSet`: ENTRYPOINT resets the base's CMD but keeps one written before it
