@@ -474,3 +474,48 @@ fn shell_is_stored_and_inherited_by_child_images() {
         "from-image\nfrom-stage\n"
     );
 }
+
+#[test]
+fn a_fully_cached_rebuild_gives_the_same_image() {
+    let env = Env::new("bsame");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nENV A=1\nCOPY a.txt /a.txt\nRUN echo b > /b.txt\n\
+                 LABEL one=1 two=2 three=3 four=4\nCMD [\"cat\", \"/a.txt\"]\n",
+            ),
+            ("a.txt", "A\n"),
+        ],
+    );
+    let build = || env.ok(&["build", "-q", "-t", "same:1", ctx.to_str().unwrap()]);
+    let first = build();
+    let second = build();
+    assert_eq!(first, second);
+    let images = env.ok(&["images"]);
+    assert!(!images.contains("<none>"), "{images}");
+    let h = env.ok(&["history", "same:1"]);
+    assert!(h.contains("LABEL one=1"), "{h}");
+
+    // scratch: the default PATH is in the image Env, where ENV extends it.
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM scratch\nENV PATH=/opt/bin:$PATH\nLABEL x=y\n",
+        )],
+    );
+    let first = build();
+    assert_eq!(first, build());
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "same:1"])).unwrap();
+    assert_eq!(
+        inspect[0]["Config"]["Env"],
+        serde_json::json!([
+            "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ])
+    );
+}

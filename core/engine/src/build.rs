@@ -81,6 +81,9 @@ struct StepState {
 struct LinkedLayer {
     layer: Descriptor,
     created_by: String,
+    /// When the layer was made: its history entry's time wherever it is stacked.
+    #[serde(default)]
+    created: Option<String>,
 }
 
 /// Puts a linked layer on top of the stage (its blob is uncompressed: diff_id = digest).
@@ -89,7 +92,7 @@ fn stack_linked(st: &mut StageState, l: &LinkedLayer, key: &str) {
     diff_ids.push(l.layer.digest().to_string());
     st.state.config.rootfs_mut().set_diff_ids(diff_ids);
     st.state.layers.push(l.layer.clone());
-    push_history(&mut st.state.config, &l.created_by, false);
+    push_history_at(&mut st.state.config, &l.created_by, false, l.created.clone());
     st.key = sha(&[&st.key, key]);
 }
 
@@ -454,7 +457,7 @@ impl Engine {
             c.set_labels(Some(labels));
             config.set_config(Some(c));
         }
-        config.set_created(Some(timestamp()));
+        date_history(&mut config);
         step_no += 1;
         out.line(&format!("#{step_no} exporting to image"));
         let image = self.images()?.create_image_with_extras(
@@ -497,7 +500,8 @@ impl Engine {
             Base::Scratch => {
                 out.line(&format!("#{step_no} [{}] FROM scratch", from_label));
                 let mut cfg = ImageConfiguration::default();
-                cfg.set_created(Some(timestamp()));
+                // Dated at export, from its layers.
+                cfg.set_created(None);
                 cfg.rootfs_mut().set_diff_ids(Vec::new());
                 cfg.set_history(Vec::new());
                 (
@@ -958,6 +962,7 @@ impl Engine {
         Ok(LinkedLayer {
             layer: self.snapshot_layer(&snap)?,
             created_by: created_by.to_string(),
+            created: Some(timestamp()),
         })
     }
 
@@ -1303,17 +1308,81 @@ fn state_chain(state: &StepState) -> Option<String> {
     chain_ids(state.config.rootfs().diff_ids()).last().cloned()
 }
 
+/// A history entry. A layer's is dated now (and keeps that date in the cache); a
+/// metadata step's is left undated (unless SOURCE_DATE_EPOCH is set) and dated at export
+/// by [`date_history`], so that a rebuild from the cache gives the same config bytes.
 fn push_history(config: &mut ImageConfiguration, created_by: &str, empty: bool) {
+    let created = if empty && source_date_epoch().is_none() {
+        None
+    } else {
+        Some(timestamp())
+    };
+    push_history_at(config, created_by, empty, created);
+}
+
+fn push_history_at(
+    config: &mut ImageConfiguration,
+    created_by: &str,
+    empty: bool,
+    created: Option<String>,
+) {
     let mut b = HistoryBuilder::default()
-        .created(timestamp())
         .created_by(created_by.to_string())
         .comment("berth build".to_string());
+    if let Some(c) = created {
+        b = b.created(c);
+    }
     if empty {
         b = b.empty_layer(true);
     }
     if let Ok(h) = b.build() {
         config.history_mut().push(h);
     }
+}
+
+/// Dates the undated (metadata) history entries and the image as BuildKit's image
+/// exporter does: each undated entry takes the date of the last layer before it, or for
+/// those before the first new layer, the date of that layer (not of the base image's
+/// layers); the image is dated like its last history entry. Everything comes from the
+/// layers' dates, so a fully cached rebuild gives the same config and image ID. With
+/// SOURCE_DATE_EPOCH the image is dated by it; with no dated entry at all (scratch and
+/// metadata only) it has no date, as in BuildKit.
+fn date_history(config: &mut ImageConfiguration) {
+    let history = config.history_mut();
+    // The first date after an undated entry, else the last date.
+    let mut fill: Option<String> = None;
+    let mut undated = false;
+    for h in history.iter() {
+        match h.created() {
+            Some(c) => {
+                fill = Some(c.clone());
+                if undated {
+                    break;
+                }
+            }
+            None => undated = true,
+        }
+    }
+    let mut undated = false;
+    for h in history.iter_mut() {
+        match h.created() {
+            Some(c) => {
+                if undated {
+                    fill = Some(c.clone());
+                }
+            }
+            None => {
+                undated = true;
+                h.set_created(fill.clone());
+            }
+        }
+    }
+    let created = if source_date_epoch().is_some() {
+        Some(timestamp())
+    } else {
+        history.iter().rev().find_map(|h| h.created().clone())
+    };
+    config.set_created(created);
 }
 
 fn desc_short(c: &berth_dockerfile::Copy) -> String {

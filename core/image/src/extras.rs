@@ -91,16 +91,18 @@ pub(crate) fn parse(bytes: &[u8]) -> serde_json::Result<ConfigExtras> {
         .unwrap_or_default())
 }
 
-/// Serialises `config` with `extras` merged into its `config` object. Without extras
-/// the bytes are exactly those of the plain configuration (digests do not change).
+/// Serialises `config` with `extras` merged into its `config` object. The bytes are
+/// canonical (object keys sorted, as through `serde_json::Value`): the same configuration
+/// always gives the same digest, although `Labels` is a `HashMap` whose iteration order
+/// differs from process to process.
 pub(crate) fn serialize(
     config: &oci_spec::image::ImageConfiguration,
     extras: &ConfigExtras,
 ) -> serde_json::Result<Vec<u8>> {
-    if extras.is_empty() {
-        return serde_json::to_vec(config);
-    }
     let mut v = serde_json::to_value(config)?;
+    if extras.is_empty() {
+        return serde_json::to_vec(&v);
+    }
     let extra = serde_json::to_value(extras)?;
     if let (Some(root), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
         let c = root
@@ -139,6 +141,41 @@ mod tests {
         );
     }
 
+    /// Labels (a `HashMap`) inserted in any order give the same bytes, so a rebuild from
+    /// the cache in another process gets the same image ID.
+    #[test]
+    fn bytes_do_not_depend_on_label_order() {
+        let mut a = oci_spec::image::Config::default();
+        let mut b = oci_spec::image::Config::default();
+        let keys: Vec<String> = (0..32).map(|i| format!("l{i}")).collect();
+        let mut la = std::collections::HashMap::new();
+        let mut lb = std::collections::HashMap::with_capacity(1000);
+        for k in &keys {
+            la.insert(k.clone(), "v".to_string());
+        }
+        for k in keys.iter().rev() {
+            lb.insert(k.clone(), "v".to_string());
+        }
+        a.set_labels(Some(la));
+        b.set_labels(Some(lb));
+        let mut ca = oci_spec::image::ImageConfiguration::default();
+        let mut cb = ca.clone();
+        ca.set_config(Some(a));
+        cb.set_config(Some(b));
+        for extras in [
+            ConfigExtras::default(),
+            ConfigExtras {
+                on_build: vec!["RUN x".into()],
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(
+                serialize(&ca, &extras).unwrap(),
+                serialize(&cb, &extras).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn round_trip_and_plain_bytes_without_extras() {
         let cfg: oci_spec::image::ImageConfiguration = serde_json::from_str(
@@ -147,7 +184,9 @@ mod tests {
         )
         .unwrap();
         let plain = serialize(&cfg, &ConfigExtras::default()).unwrap();
-        assert_eq!(plain, serde_json::to_vec(&cfg).unwrap());
+        let back: oci_spec::image::ImageConfiguration = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(back.config(), cfg.config());
+        assert_eq!(parse(&plain).unwrap(), ConfigExtras::default());
         let extras = ConfigExtras {
             healthcheck: Some(HealthConfig {
                 test: vec!["NONE".into()],
