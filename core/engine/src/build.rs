@@ -92,7 +92,12 @@ fn stack_linked(st: &mut StageState, l: &LinkedLayer, key: &str) {
     diff_ids.push(l.layer.digest().to_string());
     st.state.config.rootfs_mut().set_diff_ids(diff_ids);
     st.state.layers.push(l.layer.clone());
-    push_history_at(&mut st.state.config, &l.created_by, false, l.created.clone());
+    push_history_at(
+        &mut st.state.config,
+        &l.created_by,
+        false,
+        l.created.clone(),
+    );
     st.key = sha(&[&st.key, key]);
 }
 
