@@ -436,3 +436,86 @@ fn a_bad_stopsignal_fails_the_build_at_its_line() {
     .unwrap();
     env.ok(&["build", "-t", "rtstop:1", ctx.to_str().unwrap()]);
 }
+
+#[test]
+fn shell_is_stored_and_inherited_by_child_images() {
+    let env = Env::new("bshell");
+    env.import_busybox();
+    let base = env.root.join("base");
+    // The shell writes its script argument ($0 of `sh -c`) to a file: a RUN that went
+    // through `/bin/sh -c` instead would fail on an unknown command.
+    write(
+        &base,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nSHELL [\"/bin/sh\", \"-c\", \"echo \\\"$0\\\" >> /via-shell\"]\n",
+        )],
+    );
+    env.ok(&["build", "-q", "-t", "shbase", base.to_str().unwrap()]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "shbase"])).unwrap();
+    assert_eq!(
+        inspect[0]["Config"]["Shell"],
+        serde_json::json!(["/bin/sh", "-c", "echo \"$0\" >> /via-shell"])
+    );
+    let child = env.root.join("child");
+    write(
+        &child,
+        &[(
+            "Dockerfile",
+            "FROM shbase AS one\nRUN from-image\nFROM one\nRUN from-stage\n\
+             CMD [\"cat\", \"/via-shell\"]\n",
+        )],
+    );
+    let o = env.run(&["build", "-t", "shchild", child.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        env.ok(&["run", "--rm", "--network", "none", "shchild"]),
+        "from-image\nfrom-stage\n"
+    );
+}
+
+#[test]
+fn a_fully_cached_rebuild_gives_the_same_image() {
+    let env = Env::new("bsame");
+    env.import_busybox();
+    let ctx = env.root.join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nENV A=1\nCOPY a.txt /a.txt\nRUN echo b > /b.txt\n\
+                 LABEL one=1 two=2 three=3 four=4\nCMD [\"cat\", \"/a.txt\"]\n",
+            ),
+            ("a.txt", "A\n"),
+        ],
+    );
+    let build = || env.ok(&["build", "-q", "-t", "same:1", ctx.to_str().unwrap()]);
+    let first = build();
+    let second = build();
+    assert_eq!(first, second);
+    let images = env.ok(&["images"]);
+    assert!(!images.contains("<none>"), "{images}");
+    let h = env.ok(&["history", "same:1"]);
+    assert!(h.contains("LABEL one=1"), "{h}");
+
+    // scratch: the default PATH is in the image Env, where ENV extends it.
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM scratch\nENV PATH=/opt/bin:$PATH\nLABEL x=y\n",
+        )],
+    );
+    let first = build();
+    assert_eq!(first, build());
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "same:1"])).unwrap();
+    assert_eq!(
+        inspect[0]["Config"]["Env"],
+        serde_json::json!([
+            "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ])
+    );
+}

@@ -71,7 +71,7 @@ impl BuildOutput for QuietOutput {
 struct StepState {
     config: ImageConfiguration,
     layers: Vec<Descriptor>,
-    /// HEALTHCHECK and ONBUILD, which the OCI config cannot hold.
+    /// HEALTHCHECK, ONBUILD and SHELL, which the OCI config cannot hold.
     #[serde(default)]
     extras: ConfigExtras,
 }
@@ -81,6 +81,9 @@ struct StepState {
 struct LinkedLayer {
     layer: Descriptor,
     created_by: String,
+    /// When the layer was made: its history entry's time wherever it is stacked.
+    #[serde(default)]
+    created: Option<String>,
 }
 
 /// Puts a linked layer on top of the stage (its blob is uncompressed: diff_id = digest).
@@ -89,7 +92,12 @@ fn stack_linked(st: &mut StageState, l: &LinkedLayer, key: &str) {
     diff_ids.push(l.layer.digest().to_string());
     st.state.config.rootfs_mut().set_diff_ids(diff_ids);
     st.state.layers.push(l.layer.clone());
-    push_history(&mut st.state.config, &l.created_by, false);
+    push_history_at(
+        &mut st.state.config,
+        &l.created_by,
+        false,
+        l.created.clone(),
+    );
     st.key = sha(&[&st.key, key]);
 }
 
@@ -104,6 +112,9 @@ struct StageState {
     /// How often the whole config was copied out of the state: once per run of metadata
     /// steps, not once per step (a test holds it to that).
     config_copies: usize,
+    /// A CMD was written in this stage (Docker's `cmdSet`): a later ENTRYPOINT keeps it
+    /// and resets only a CMD inherited from the base.
+    cmd_set: bool,
 }
 
 impl StageState {
@@ -124,6 +135,25 @@ impl StageState {
             self.state.config.set_config(Some(c));
         }
     }
+}
+
+/// BuildKit's `system.DefaultPathEnv` for Linux.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Follows BuildKit's dockerfile2llb ("make sure that PATH is always set"): a stage whose
+/// base (an image, or scratch) has no PATH in its Env gets the default one, both in the
+/// stage's environment and in the image config it builds.
+fn default_path(state: &mut StepState, base_env: &mut Vec<String>) {
+    if base_env
+        .iter()
+        .any(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == "PATH")
+    {
+        return;
+    }
+    base_env.push(format!("PATH={DEFAULT_PATH}"));
+    let mut c = state.config.config().clone().unwrap_or_default();
+    c.set_env(Some(base_env.clone()));
+    state.config.set_config(Some(c));
 }
 
 /// `name i/total` (or `i/total`) of a step inside `[...]`.
@@ -432,7 +462,7 @@ impl Engine {
             c.set_labels(Some(labels));
             config.set_config(Some(c));
         }
-        config.set_created(Some(timestamp()));
+        date_history(&mut config);
         step_no += 1;
         out.line(&format!("#{step_no} exporting to image"));
         let image = self.images()?.create_image_with_extras(
@@ -471,11 +501,12 @@ impl Engine {
         let from_label = stage_label(stage.name.as_deref(), 1, stage.instructions.len() + 1);
         *step_no += 1;
         let t = Instant::now();
-        let (state, key, base_env, base_workdir) = match &stage.base {
+        let (mut state, key, mut base_env, base_workdir) = match &stage.base {
             Base::Scratch => {
                 out.line(&format!("#{step_no} [{}] FROM scratch", from_label));
                 let mut cfg = ImageConfiguration::default();
-                cfg.set_created(Some(timestamp()));
+                // Dated at export, from its layers.
+                cfg.set_created(None);
                 cfg.rootfs_mut().set_diff_ids(Vec::new());
                 cfg.set_history(Vec::new());
                 (
@@ -527,15 +558,19 @@ impl Engine {
             "#{step_no} DONE {:.1}s",
             t.elapsed().as_secs_f64()
         ));
+        default_path(&mut state, &mut base_env);
+        // A SHELL of the base (image or stage) stays the shell of this stage, as in Docker.
+        let base_shell = state.extras.shell.clone();
         let env = plan
             .stage_env(stage)
-            .with_base(&base_env, base_workdir.as_deref(), None);
+            .with_base(&base_env, base_workdir.as_deref(), base_shell);
         let mut st = StageState {
             state,
             env,
             key,
             pending: None,
             config_copies: 0,
+            cmd_set: false,
         };
         let mut instructions = parse_triggers(&file, stage.line, &triggers)?;
         if !instructions.is_empty() {
@@ -932,6 +967,7 @@ impl Engine {
         Ok(LinkedLayer {
             layer: self.snapshot_layer(&snap)?,
             created_by: created_by.to_string(),
+            created: Some(timestamp()),
         })
     }
 
@@ -1138,14 +1174,19 @@ fn apply_metadata(
         InstructionKind::Cmd(c) => {
             let v = command_vec(&st.env, c);
             st.config_mut().set_cmd(Some(v));
+            st.cmd_set = true;
             meta(st);
         }
         InstructionKind::Entrypoint(c) => {
             let v = command_vec(&st.env, c);
+            let keep_cmd = st.cmd_set;
             let cfg = st.config_mut();
             cfg.set_entrypoint(Some(v));
-            // Docker: setting ENTRYPOINT resets a CMD inherited from the base.
-            cfg.set_cmd(None);
+            // Docker: setting ENTRYPOINT resets a CMD inherited from the base, not one
+            // written earlier in this stage.
+            if !keep_cmd {
+                cfg.set_cmd(None);
+            }
             meta(st);
         }
         InstructionKind::Expose(ports) => {
@@ -1197,8 +1238,13 @@ fn apply_metadata(
             st.config_mut().set_stop_signal(Some(s.clone()));
             meta(st);
         }
-        InstructionKind::Arg(_) | InstructionKind::Shell(_) => {
+        InstructionKind::Arg(_) => {
             st.key = sha(&[&st.key, desc, args_key]);
+        }
+        InstructionKind::Shell(s) => {
+            // Kept in the image (Docker's `config.Shell`) for the images built on it.
+            st.state.extras.shell = Some(s.clone());
+            meta(st);
         }
         InstructionKind::Healthcheck(h) => {
             st.state.extras.healthcheck = Some(health_config(h));
@@ -1267,17 +1313,81 @@ fn state_chain(state: &StepState) -> Option<String> {
     chain_ids(state.config.rootfs().diff_ids()).last().cloned()
 }
 
+/// A history entry. A layer's is dated now (and keeps that date in the cache); a
+/// metadata step's is left undated (unless SOURCE_DATE_EPOCH is set) and dated at export
+/// by [`date_history`], so that a rebuild from the cache gives the same config bytes.
 fn push_history(config: &mut ImageConfiguration, created_by: &str, empty: bool) {
+    let created = if empty && source_date_epoch().is_none() {
+        None
+    } else {
+        Some(timestamp())
+    };
+    push_history_at(config, created_by, empty, created);
+}
+
+fn push_history_at(
+    config: &mut ImageConfiguration,
+    created_by: &str,
+    empty: bool,
+    created: Option<String>,
+) {
     let mut b = HistoryBuilder::default()
-        .created(timestamp())
         .created_by(created_by.to_string())
         .comment("berth build".to_string());
+    if let Some(c) = created {
+        b = b.created(c);
+    }
     if empty {
         b = b.empty_layer(true);
     }
     if let Ok(h) = b.build() {
         config.history_mut().push(h);
     }
+}
+
+/// Dates the undated (metadata) history entries and the image as BuildKit's image
+/// exporter does: each undated entry takes the date of the last layer before it, or for
+/// those before the first new layer, the date of that layer (not of the base image's
+/// layers); the image is dated like its last history entry. Everything comes from the
+/// layers' dates, so a fully cached rebuild gives the same config and image ID. With
+/// SOURCE_DATE_EPOCH the image is dated by it; with no dated entry at all (scratch and
+/// metadata only) it has no date, as in BuildKit.
+fn date_history(config: &mut ImageConfiguration) {
+    let history = config.history_mut();
+    // The first date after an undated entry, else the last date.
+    let mut fill: Option<String> = None;
+    let mut undated = false;
+    for h in history.iter() {
+        match h.created() {
+            Some(c) => {
+                fill = Some(c.clone());
+                if undated {
+                    break;
+                }
+            }
+            None => undated = true,
+        }
+    }
+    let mut undated = false;
+    for h in history.iter_mut() {
+        match h.created() {
+            Some(c) => {
+                if undated {
+                    fill = Some(c.clone());
+                }
+            }
+            None => {
+                undated = true;
+                h.set_created(fill.clone());
+            }
+        }
+    }
+    let created = if source_date_epoch().is_some() {
+        Some(timestamp())
+    } else {
+        history.iter().rev().find_map(|h| h.created().clone())
+    };
+    config.set_created(created);
 }
 
 fn desc_short(c: &berth_dockerfile::Copy) -> String {
@@ -1336,6 +1446,115 @@ fn hash_sources(
 mod tests {
     use super::*;
 
+    /// The instructions of the first stage of `text` and a stage state on a base image
+    /// whose config is `base`.
+    fn stage_of(
+        text: &str,
+        mut base: ImageConfiguration,
+    ) -> (Vec<berth_dockerfile::Instruction>, StageState) {
+        let df = Dockerfile::parse("Dockerfile", text).unwrap();
+        let plan = plan_with(&df, &PlanOptions::default()).unwrap();
+        let stage = &plan.stages[0];
+        base.set_history(Vec::new());
+        let c = base.config().clone().unwrap_or_default();
+        let env = plan.stage_env(stage).with_base(
+            &c.env().clone().unwrap_or_default(),
+            c.working_dir().as_deref(),
+            None,
+        );
+        let st = StageState {
+            state: StepState {
+                config: base,
+                layers: Vec::new(),
+                extras: ConfigExtras::default(),
+            },
+            env,
+            key: sha(&["scratch"]),
+            pending: None,
+            config_copies: 0,
+            cmd_set: false,
+        };
+        (stage.instructions.clone(), st)
+    }
+
+    /// Runs the metadata steps of `text` on `base`; returns the resulting runtime config.
+    fn metadata_result(text: &str, base: ImageConfiguration) -> Config {
+        let (instructions, mut st) = stage_of(text, base);
+        for ins in &instructions {
+            let kind = st.env.apply(ins).unwrap();
+            assert!(apply_metadata(&mut st, &kind, "d", &ins.original, ""));
+        }
+        st.flush_config();
+        st.state.config.config().clone().unwrap_or_default()
+    }
+
+    /// A base without PATH (scratch here) gets BuildKit's default, which ENV can extend.
+    #[test]
+    fn a_base_without_path_gets_the_default_one() {
+        let mut state = StepState {
+            config: ImageConfiguration::default(),
+            layers: Vec::new(),
+            extras: ConfigExtras::default(),
+        };
+        let mut env = Vec::new();
+        default_path(&mut state, &mut env);
+        let want = format!("PATH={DEFAULT_PATH}");
+        assert_eq!(env, vec![want.clone()]);
+        let mut base = state.config.clone();
+        assert_eq!(
+            base.config().as_ref().unwrap().env().as_deref(),
+            Some(&[want][..])
+        );
+        let c = metadata_result("FROM scratch\nENV PATH=/opt/bin:$PATH\n", base.clone());
+        assert_eq!(
+            c.env().as_deref(),
+            Some(&[format!("PATH=/opt/bin:{DEFAULT_PATH}")][..])
+        );
+        // A PATH of the base stays as it is.
+        let mut c = Config::default();
+        c.set_env(Some(vec!["A=1".into(), "PATH=/x".into()]));
+        base.set_config(Some(c));
+        let mut state = StepState {
+            config: base,
+            layers: Vec::new(),
+            extras: ConfigExtras::default(),
+        };
+        let mut env = vec!["A=1".to_string(), "PATH=/x".to_string()];
+        default_path(&mut state, &mut env);
+        assert_eq!(env.len(), 2);
+        assert_eq!(
+            state
+                .config
+                .config()
+                .as_ref()
+                .unwrap()
+                .env()
+                .as_ref()
+                .unwrap()[1],
+            "PATH=/x"
+        );
+    }
+
+    /// Docker's `cmdSet`: ENTRYPOINT resets the base's CMD but keeps one written before it
+    /// in the same stage.
+    #[test]
+    fn entrypoint_keeps_a_cmd_of_the_same_stage() {
+        let c = metadata_result(
+            "FROM scratch\nCMD [\"a\"]\nENTRYPOINT [\"b\"]\n",
+            ImageConfiguration::default(),
+        );
+        assert_eq!(c.cmd().as_deref(), Some(&["a".to_string()][..]));
+        assert_eq!(c.entrypoint().as_deref(), Some(&["b".to_string()][..]));
+        let mut base = ImageConfiguration::default();
+        let mut bc = Config::default();
+        bc.set_cmd(Some(vec!["base".into()]));
+        base.set_config(Some(bc));
+        let c = metadata_result("FROM base\nENTRYPOINT [\"b\"]\n", base.clone());
+        assert_eq!(c.cmd(), &None);
+        let c = metadata_result("FROM base\nENTRYPOINT [\"b\"]\nCMD [\"c\"]\n", base);
+        assert_eq!(c.cmd().as_deref(), Some(&["c".to_string()][..]));
+    }
+
     /// N metadata steps copy the config once, not N times (each copy holds every label
     /// so far: per-step copies made 20k LABELs take a minute).
     #[test]
@@ -1346,25 +1565,8 @@ mod tests {
             text.push_str(&format!("LABEL l{i}=v{i}\n"));
         }
         text.push_str("ENV A=1\nEXPOSE 80\nUSER 1\nMAINTAINER me\n");
-        let df = Dockerfile::parse("Dockerfile", &text).unwrap();
-        let plan = plan_with(&df, &PlanOptions::default()).unwrap();
-        let stage = &plan.stages[0];
-        let mut cfg = ImageConfiguration::default();
-        cfg.set_history(Vec::new());
-        let mut st = StageState {
-            state: StepState {
-                config: cfg,
-                layers: Vec::new(),
-                extras: ConfigExtras::default(),
-            },
-            env: plan
-                .stage_env(stage)
-                .with_base(&Vec::<String>::new(), None, None),
-            key: sha(&["scratch"]),
-            pending: None,
-            config_copies: 0,
-        };
-        for ins in &stage.instructions {
+        let (instructions, mut st) = stage_of(&text, ImageConfiguration::default());
+        for ins in &instructions {
             let kind = st.env.apply(ins).unwrap();
             assert!(apply_metadata(&mut st, &kind, "d", &ins.original, ""));
         }
@@ -1375,7 +1577,7 @@ mod tests {
         assert_eq!(c.user().as_deref(), Some("1"));
         assert_eq!(st.state.config.history().len(), n + 4);
         // After a write-back (as before a RUN or COPY), the next run copies once more.
-        let kind = st.env.apply(&stage.instructions[0]).unwrap();
+        let kind = st.env.apply(&instructions[0]).unwrap();
         apply_metadata(&mut st, &kind, "d", "LABEL again", "");
         assert_eq!(st.config_copies, 2);
     }

@@ -1,5 +1,5 @@
 //! Docker's extensions to the image configuration that the OCI schema (and so
-//! `oci_spec::image::Config`) has no field for: `Healthcheck` and `OnBuild`.
+//! `oci_spec::image::Config`) has no field for: `Healthcheck`, `OnBuild` and `Shell`.
 //!
 //! They live in the same `config` object of the config blob, as Docker writes them, so
 //! images stay readable by Docker, podman and skopeo. The store writes them with
@@ -59,12 +59,16 @@ pub struct ConfigExtras {
         deserialize_with = "null_as_empty"
     )]
     pub on_build: Vec<String>,
+    /// `SHELL`: the command line shell-form RUN, CMD and ENTRYPOINT go through, inherited
+    /// by images built on this one.
+    #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 impl ConfigExtras {
     /// True when there is nothing to store.
     pub fn is_empty(&self) -> bool {
-        self.healthcheck.is_none() && self.on_build.is_empty()
+        self.healthcheck.is_none() && self.on_build.is_empty() && self.shell.is_none()
     }
 }
 
@@ -87,16 +91,18 @@ pub(crate) fn parse(bytes: &[u8]) -> serde_json::Result<ConfigExtras> {
         .unwrap_or_default())
 }
 
-/// Serialises `config` with `extras` merged into its `config` object. Without extras
-/// the bytes are exactly those of the plain configuration (digests do not change).
+/// Serialises `config` with `extras` merged into its `config` object. The bytes are
+/// canonical (object keys sorted, as through `serde_json::Value`): the same configuration
+/// always gives the same digest, although `Labels` is a `HashMap` whose iteration order
+/// differs from process to process.
 pub(crate) fn serialize(
     config: &oci_spec::image::ImageConfiguration,
     extras: &ConfigExtras,
 ) -> serde_json::Result<Vec<u8>> {
-    if extras.is_empty() {
-        return serde_json::to_vec(config);
-    }
     let mut v = serde_json::to_value(config)?;
+    if extras.is_empty() {
+        return serde_json::to_vec(&v);
+    }
     let extra = serde_json::to_value(extras)?;
     if let (Some(root), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
         let c = root
@@ -117,7 +123,7 @@ mod tests {
     fn reads_docker_style_and_null_onbuild() {
         let raw = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"],
             "Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":30000000000,"Retries":3},
-            "OnBuild":null},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+            "OnBuild":null,"Shell":["/bin/bash","-eu","-c"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
         let e = parse(raw).unwrap();
         assert_eq!(
             e.healthcheck.as_ref().unwrap().test,
@@ -126,9 +132,48 @@ mod tests {
         assert_eq!(e.healthcheck.unwrap().interval, Some(30_000_000_000));
         assert!(e.on_build.is_empty());
         assert_eq!(
+            e.shell.as_deref(),
+            Some(&["/bin/bash".to_string(), "-eu".into(), "-c".into()][..])
+        );
+        assert_eq!(
             parse(br#"{"os":"linux"}"#).unwrap(),
             ConfigExtras::default()
         );
+    }
+
+    /// Labels (a `HashMap`) inserted in any order give the same bytes, so a rebuild from
+    /// the cache in another process gets the same image ID.
+    #[test]
+    fn bytes_do_not_depend_on_label_order() {
+        let mut a = oci_spec::image::Config::default();
+        let mut b = oci_spec::image::Config::default();
+        let keys: Vec<String> = (0..32).map(|i| format!("l{i}")).collect();
+        let mut la = std::collections::HashMap::new();
+        let mut lb = std::collections::HashMap::with_capacity(1000);
+        for k in &keys {
+            la.insert(k.clone(), "v".to_string());
+        }
+        for k in keys.iter().rev() {
+            lb.insert(k.clone(), "v".to_string());
+        }
+        a.set_labels(Some(la));
+        b.set_labels(Some(lb));
+        let mut ca = oci_spec::image::ImageConfiguration::default();
+        let mut cb = ca.clone();
+        ca.set_config(Some(a));
+        cb.set_config(Some(b));
+        for extras in [
+            ConfigExtras::default(),
+            ConfigExtras {
+                on_build: vec!["RUN x".into()],
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(
+                serialize(&ca, &extras).unwrap(),
+                serialize(&cb, &extras).unwrap()
+            );
+        }
     }
 
     #[test]
@@ -139,13 +184,16 @@ mod tests {
         )
         .unwrap();
         let plain = serialize(&cfg, &ConfigExtras::default()).unwrap();
-        assert_eq!(plain, serde_json::to_vec(&cfg).unwrap());
+        let back: oci_spec::image::ImageConfiguration = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(back.config(), cfg.config());
+        assert_eq!(parse(&plain).unwrap(), ConfigExtras::default());
         let extras = ConfigExtras {
             healthcheck: Some(HealthConfig {
                 test: vec!["NONE".into()],
                 ..Default::default()
             }),
             on_build: vec!["RUN echo hi".into()],
+            shell: Some(vec!["/bin/bash".into(), "-c".into()]),
         };
         let bytes = serialize(&cfg, &extras).unwrap();
         assert_eq!(parse(&bytes).unwrap(), extras);
