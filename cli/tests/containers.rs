@@ -1506,7 +1506,11 @@ fn words_after_the_image_belong_to_the_command() {
     let o = env.run(&["run", "--rm", "--no-such-flag", "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--no-such-flag"));
-    assert_eq!(env.run(&["run"]).status.code(), Some(125), "the image is required");
+    assert_eq!(
+        env.run(&["run"]).status.code(),
+        Some(125),
+        "the image is required"
+    );
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }
 
