@@ -1669,3 +1669,19 @@ fn cp_dash_is_a_tar_stream() {
     env.ok(&["rm", "c"]);
     assert!(mounts_under(&env.root).is_empty());
 }
+
+#[test]
+fn output_into_a_closed_pipe_is_no_panic() {
+    let env = Env::new("pipe");
+    // A pipe whose reader is gone before berth writes (`berth completion bash | head -0`).
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let o = env
+        .cmd(&["completion", "bash"])
+        .stdout(std::process::Stdio::from(w))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}

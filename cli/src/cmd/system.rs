@@ -236,9 +236,18 @@ pub fn plugin(g: &GlobalOpts, c: PluginCmd) -> anyhow::Result<u8> {
 }
 
 pub fn completion(a: CompletionArgs) -> anyhow::Result<u8> {
+    use std::io::Write;
     let mut cmd = Cli::command();
-    clap_complete::generate(a.shell, &mut cmd, "berth", &mut std::io::stdout());
-    Ok(0)
+    // Into memory first: clap_complete panics when its writer fails, and a reader that
+    // stops early (`berth completion bash | head -1`) closes the pipe. That is no error.
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "berth", &mut script);
+    match std::io::stdout().lock().write_all(&script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the completion script"))
+        }
+        _ => Ok(0),
+    }
 }
 
 #[derive(Subcommand, Debug)]
