@@ -24,7 +24,9 @@ use std::path::PathBuf;
 pub use env::{StageEnv, PROXY_ARGS};
 pub use ignore::{DockerIgnore, IgnoreError};
 pub use instruction::*;
-pub use parser::{parse_health_duration, Directives, Dockerfile, Stage, Warning};
+pub use parser::{
+    parse_go_duration, parse_health_duration, Directives, Dockerfile, Stage, Warning,
+};
 pub use plan::{plan, plan_with, Base, BuildPlan, PlanOptions, PlannedStage};
 pub use shell::{expand, expand_words, ExpandError, Lexer};
 

@@ -1360,7 +1360,7 @@ pub fn parse_health_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Go's `time.ParseDuration` for non-negative durations.
-pub(crate) fn parse_go_duration(s: &str) -> Option<Duration> {
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
     let s = s.strip_prefix('+').unwrap_or(s);
     if s == "0" {
         return Some(Duration::ZERO);

@@ -565,42 +565,14 @@ fn unix_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(secs.parse().ok()?, nanos)
 }
 
-/// A Go `time.ParseDuration` string: `[-]` then number+unit pairs (`ns us µs ms s m h`),
-/// numbers may have a fraction. A bare number (other than none) is not a duration.
+/// A Go `time.ParseDuration` string, signed: the Dockerfile front end's parser
+/// (`berth_dockerfile::parse_go_duration`) after an optional `-`.
 fn go_duration(s: &str) -> Option<chrono::Duration> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
+    let (neg, rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
+        None => (false, s),
     };
-    if rest.is_empty() {
-        return None;
-    }
-    let mut nanos = 0f64;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        nanos += num * scale;
-    }
-    if !nanos.is_finite() || nanos > i64::MAX as f64 {
-        return None;
-    }
-    let d = chrono::Duration::nanoseconds(nanos as i64);
+    let d = chrono::Duration::from_std(berth_dockerfile::parse_go_duration(rest)?).ok()?;
     Some(if neg { -d } else { d })
 }
 
