@@ -6,9 +6,7 @@
 use std::process::Command;
 
 use berth_abi::{
-    rtypes::{RNone, RVec},
-    AttachRequest, DetachRequest, NetworkBackend, NetworkSpec, PluginContext, PortMapping,
-    Protocol,
+    AttachRequest, DetachRequest, NetworkBackend, NetworkSpec, PluginContext, PortMapping, Protocol,
 };
 use berth_plugin_bridge::Bridge;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -58,8 +56,8 @@ impl Fixture {
         };
         f.b.create_network(&NetworkSpec {
             name: "bridge".into(),
-            subnet: RNone,
-            gateway: RNone,
+            subnet: None,
+            gateway: None,
             internal: false,
             options_json: "{}".into(),
         })
@@ -71,11 +69,11 @@ impl Fixture {
         AttachRequest {
             container_id: "benchctr".into(),
             container_name: "benchctr".into(),
-            netns_path: format!("/run/netns/{}", self.ns).into(),
+            netns_path: format!("/run/netns/{}", self.ns),
             network: "bridge".into(),
             ifname: "eth0".into(),
-            static_ip: RNone,
-            aliases: RVec::new(),
+            static_ip: None,
+            aliases: Vec::new(),
             ports: ports.into(),
         }
     }
@@ -83,7 +81,7 @@ impl Fixture {
     fn detach(&self) -> DetachRequest {
         DetachRequest {
             container_id: "benchctr".into(),
-            netns_path: format!("/run/netns/{}", self.ns).into(),
+            netns_path: format!("/run/netns/{}", self.ns),
             network: "bridge".into(),
             ifname: "eth0".into(),
         }

@@ -51,7 +51,7 @@ fn driver(name: &str, state: &std::path::Path) -> Arc<dyn StorageDriver> {
         .result
         .expect("load plugin");
     let ctx = PluginContext {
-        state_dir: state.display().to_string().into(),
+        state_dir: state.display().to_string(),
         ..Default::default()
     };
     plugin.storage(ctx).expect("constructor")

@@ -14,7 +14,6 @@ pub const PLUGINS: &[&str] = &[
     "berth-plugin-bridge",
     "berth-plugin-cgroup1",
     "berth-plugin-cgroup2",
-    "berth-plugin-template",
 ];
 
 pub fn cargo() -> String {

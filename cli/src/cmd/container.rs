@@ -1131,11 +1131,7 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<u8> {
         // CPU % needs two samples.
         let first: Vec<Option<u64>> = list
             .iter()
-            .map(|c| {
-                iso.stats(&c.id)
-                    .ok()
-                    .and_then(|s| s.cpu_usage_ns.into_option())
-            })
+            .map(|c| iso.stats(&c.id).ok().and_then(|s| s.cpu_usage_ns))
             .collect();
         let t0 = std::time::Instant::now();
         std::thread::sleep(Duration::from_millis(500));
@@ -1151,12 +1147,12 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<u8> {
         ]);
         for (c, before) in list.iter().zip(first) {
             let s = iso.stats(&c.id).unwrap_or_default();
-            let cpu = match (before, s.cpu_usage_ns.into_option()) {
+            let cpu = match (before, s.cpu_usage_ns) {
                 (Some(b), Some(a)) => (a.saturating_sub(b)) as f64 / dt * 100.0,
                 _ => 0.0,
             };
-            let mem = s.memory_current.into_option().unwrap_or(0);
-            let limit = s.memory_limit.into_option().unwrap_or_else(|| {
+            let mem = s.memory_current.unwrap_or(0);
+            let limit = s.memory_limit.unwrap_or_else(|| {
                 std::fs::read_to_string("/proc/meminfo")
                     .ok()
                     .and_then(|m| {
@@ -1172,7 +1168,7 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<u8> {
             } else {
                 (0, 0)
             };
-            let pids = s.pids_current.into_option().unwrap_or(0);
+            let pids = s.pids_current.unwrap_or(0);
             if a.format == "json" {
                 println!(
                     "{}",

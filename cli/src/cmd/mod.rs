@@ -5,6 +5,7 @@ mod build_tty;
 pub mod container;
 pub mod image;
 pub mod network;
+mod plugin_test;
 pub mod registry;
 pub mod system;
 

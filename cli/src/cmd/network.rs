@@ -1,7 +1,6 @@
 //! `network create|ls|inspect|rm|prune|connect|disconnect` and `volume …`.
 
 use anyhow::bail;
-use berth_abi::rtypes::ROption;
 use berth_engine::{container::new_id, parse::validate_volume_name};
 use clap::Subcommand;
 use serde_json::json;
@@ -85,8 +84,8 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
             let info = net
                 .create_network(&berth_abi::NetworkSpec {
                     name: name.into(),
-                    subnet: ROption::from(subnet.map(Into::into)),
-                    gateway: ROption::from(gateway.map(Into::into)),
+                    subnet: subnet.map(Into::into),
+                    gateway: gateway.map(Into::into),
                     internal,
                     options_json: "{}".into(),
                 })

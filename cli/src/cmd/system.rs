@@ -1,6 +1,6 @@
-//! `info`, `plugin ls|inspect`, `completion`.
+//! `info`, `plugin ls|inspect|test`, `completion`.
 
-use berth_abi::{PluginKind, ABI_VERSION};
+use berth_abi::{PluginKind, ABI_MINOR, ABI_VERSION};
 use berth_engine::host;
 use clap::{Args, CommandFactory, Subcommand};
 use serde_json::json;
@@ -29,6 +29,26 @@ pub enum PluginCmd {
     Inspect {
         /// Plugin name
         name: String,
+    },
+    /// Run the conformance suite of a plugin file's kind and print a pass/fail table
+    #[command(
+        after_help = "Needs root (mounts, namespaces, cgroups). Objects it makes are named bt-conf-*.\n\
+Examples:\n  berth plugin test target/release/libmydriver.so\n  \
+berth plugin test /usr/lib/berth/plugins/libberth_plugin_cgroup2.so --config '{\"parent\": \"bt-conf\"}'"
+    )]
+    Test {
+        /// The plugin library (`.so`), loaded exactly as berth loads plugins
+        path: std::path::PathBuf,
+        /// The plugin's configuration as JSON (what `[KIND.NAME]` in berth.toml gives it);
+        /// use it to keep the suite's host objects apart from real ones
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Run only the cases whose name contains this text
+        #[arg(long)]
+        only: Option<String>,
+        /// Output format: table (default) or json
+        #[arg(long, default_value = "table")]
+        format: String,
     },
 }
 
@@ -68,13 +88,23 @@ pub fn info(g: &GlobalOpts, a: InfoArgs) -> anyhow::Result<u8> {
             }),
         });
     }
+    let storage_caps = match engine.plugins.storage_capabilities() {
+        Ok(c) => json!({
+            "copy_on_write": c.copy_on_write, "native_diff": c.native_diff,
+            "max_layers": c.max_layers, "detail": c.detail,
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
     let v = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "abi_version": ABI_VERSION,
+        "abi": format!("{ABI_VERSION}.{ABI_MINOR}"),
         "root": cfg.root,
         "config_file": cfg.source_file,
-        "plugin_dirs": cfg.plugin_dirs,
+        "plugin_dirs": cfg.plugin_search_dirs(),
+        "storage_driver_recorded": engine.plugins.recorded_storage_driver().ok().flatten(),
         "plugins": plugins,
+        "storage_capabilities": storage_caps,
         "kernel_version": host::kernel_version(),
         "cgroup_layout": setup.as_str(),
         "cgroup_v2_controllers": host::v2_controllers(&setup),
@@ -84,9 +114,8 @@ pub fn info(g: &GlobalOpts, a: InfoArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     println!(
-        "berth version {} (plugin ABI {})",
+        "berth version {} (plugin ABI {ABI_VERSION}.{ABI_MINOR})",
         env!("CARGO_PKG_VERSION"),
-        ABI_VERSION
     );
     println!(" Root Dir: {}", cfg.root.display());
     println!(
@@ -98,7 +127,7 @@ pub fn info(g: &GlobalOpts, a: InfoArgs) -> anyhow::Result<u8> {
     );
     println!(
         " Plugin Dirs: {}",
-        cfg.plugin_dirs
+        cfg.plugin_search_dirs()
             .iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
@@ -130,6 +159,32 @@ pub fn info(g: &GlobalOpts, a: InfoArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    let caps = &v["storage_capabilities"];
+    match caps["error"].as_str() {
+        Some(e) => println!(" Storage Capabilities: unknown — {e}"),
+        None => println!(
+            " Storage Capabilities: copy-on-write {}, native diff {}, max layers {}{}",
+            if caps["copy_on_write"] == true {
+                "yes"
+            } else {
+                "no"
+            },
+            if caps["native_diff"] == true {
+                "yes"
+            } else {
+                "no"
+            },
+            match caps["max_layers"].as_u64() {
+                Some(0) | None => "no limit".to_string(),
+                Some(n) => n.to_string(),
+            },
+            caps["detail"]
+                .as_str()
+                .filter(|d| !d.is_empty())
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ),
+    }
     println!(" Kernel Version: {}", host::kernel_version());
     println!(" Cgroup Layout: {}", setup.as_str());
     let ctrl = host::v2_controllers(&setup);
@@ -145,6 +200,16 @@ pub fn info(g: &GlobalOpts, a: InfoArgs) -> anyhow::Result<u8> {
 }
 
 pub fn plugin(g: &GlobalOpts, c: PluginCmd) -> anyhow::Result<u8> {
+    // `test` works on a file and needs no engine (nor a configured root).
+    if let PluginCmd::Test {
+        path,
+        config,
+        only,
+        format,
+    } = &c
+    {
+        return super::plugin_test::run(path, config, only.as_deref(), format);
+    }
     let engine = g.engine()?;
     let reg = engine.plugins.registry();
     let active: Vec<(PluginKind, String)> = KINDS
@@ -152,6 +217,12 @@ pub fn plugin(g: &GlobalOpts, c: PluginCmd) -> anyhow::Result<u8> {
         .map(|k| (*k, engine.plugins.active_name(*k)))
         .collect();
     let is_active = |k: PluginKind, n: &str| active.iter().any(|(ak, an)| *ak == k && an == n);
+    let shadowed_by = |path: &std::path::Path| {
+        reg.shadowed()
+            .into_iter()
+            .find(|(hidden, _)| hidden.path == path)
+            .map(|(_, winner)| winner.path.display().to_string())
+    };
     match c {
         PluginCmd::Ls { format } => {
             let mut rows = Vec::new();
@@ -159,13 +230,17 @@ pub fn plugin(g: &GlobalOpts, c: PluginCmd) -> anyhow::Result<u8> {
                 rows.push(match &e.result {
                     Ok(p) => json!({
                         "kind": p.kind.as_str(), "name": p.name, "version": p.version,
-                        "abi": p.abi_version, "path": p.path,
-                        "status": if is_active(p.kind, &p.name) { "active" } else { "ok" },
+                        "abi": p.abi, "path": p.path,
+                        "status": match shadowed_by(&p.path) {
+                            Some(w) => format!("shadowed by {w}"),
+                            None if is_active(p.kind, &p.name) => "active".into(),
+                            None => "ok".into(),
+                        },
                         "description": p.description,
                     }),
                     Err(err) => json!({
                         "kind": e.kind.map(|k| k.as_str()).unwrap_or("?"),
-                        "name": e.display_name(), "version": "", "abi": null, "path": e.path,
+                        "name": e.display_name(), "version": "-", "abi": e.abi, "path": e.path,
                         "status": format!("error: {}", if g.debug { err.full_report() } else { err.to_string() }),
                     }),
                 });
@@ -193,10 +268,7 @@ pub fn plugin(g: &GlobalOpts, c: PluginCmd) -> anyhow::Result<u8> {
                     r["kind"].as_str().unwrap_or("").into(),
                     r["name"].as_str().unwrap_or("").into(),
                     r["version"].as_str().unwrap_or("").into(),
-                    r["abi"]
-                        .as_u64()
-                        .map(|v| v.to_string())
-                        .unwrap_or("-".into()),
+                    r["abi"].as_str().unwrap_or("-").into(),
                     status,
                     r["path"].as_str().unwrap_or("").into(),
                 ]);
@@ -204,6 +276,7 @@ pub fn plugin(g: &GlobalOpts, c: PluginCmd) -> anyhow::Result<u8> {
             t.print();
             Ok(0)
         }
+        PluginCmd::Test { .. } => Ok(0), // answered above, before the engine
         PluginCmd::Inspect { name } => {
             let mut found = Vec::new();
             for e in reg.entries() {
@@ -211,10 +284,15 @@ pub fn plugin(g: &GlobalOpts, c: PluginCmd) -> anyhow::Result<u8> {
                     Ok(p) if p.name == name => found.push(json!({
                         "Name": p.name, "Kind": p.kind.as_str(), "Version": p.version,
                         "Description": p.description, "AbiVersion": p.abi_version,
-                        "Path": p.path, "Active": is_active(p.kind, &p.name), "Status": "ok",
+                        "Abi": p.abi, "Path": p.path,
+                        "Active": is_active(p.kind, &p.name), "Status": "ok",
                     })),
+                    // The error in one line, the full report (abi_stable's layout
+                    // comparison, hundreds of lines) as an array of lines to scroll.
                     Err(err) if e.display_name() == name => found.push(json!({
-                        "Name": name, "Path": e.path, "Status": err.full_report(),
+                        "Name": name, "Kind": e.kind.map(|k| k.as_str()), "Abi": e.abi,
+                        "Path": e.path, "Status": "error", "Error": err.to_string(),
+                        "Report": err.full_report().lines().collect::<Vec<_>>(),
                     })),
                     _ => {}
                 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use abi_stable::{std_types::RString, StableAbi};
+use abi_stable::StableAbi;
 
 /// What went wrong, coarse enough for the host to pick a user-facing reaction
 /// (e.g. `NotFound` on remove is success for idempotent operations).
@@ -46,12 +46,11 @@ impl ErrorKind {
 }
 
 /// A typed error returned by every plugin method.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginError {
     pub kind: ErrorKind,
     /// A sentence a user can act on: what failed, on which object, and why.
-    pub message: RString,
+    pub message: String,
 }
 
 pub type PluginResult<T> = Result<T, PluginError>;
@@ -60,7 +59,7 @@ impl PluginError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         PluginError {
             kind,
-            message: RString::from(message.into()),
+            message: message.into(),
         }
     }
     pub fn not_found(m: impl Into<String>) -> Self {
@@ -90,7 +89,7 @@ impl PluginError {
     }
     /// Prefixes the message with more context, keeping the kind.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = RString::from(format!("{context}: {}", self.message));
+        self.message = format!("{context}: {}", self.message);
         self
     }
 }

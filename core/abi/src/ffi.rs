@@ -3,8 +3,10 @@
 //! `berth-plugin-host` wraps the host side back into the native traits.
 //!
 //! Evolution rule: new methods are appended after the `#[sabi(last_prefix_field)]` method
-//! of a trait, with a default body; anything else is an incompatible change and bumps
-//! [`ABI_VERSION`](crate::ABI_VERSION) and [`ABI_VERSION_STRING`].
+//! of a trait, with a default body (run on the host for plugins that lack the method), and
+//! bump [`ABI_MINOR`](crate::ABI_MINOR); anything else is an incompatible change and bumps
+//! [`ABI_VERSION`](crate::ABI_VERSION). [`ABI_VERSION_STRING`] and the crate version
+//! follow both.
 
 use std::{
     any::Any,
@@ -22,17 +24,63 @@ use abi_stable::{
 };
 
 use crate::{
-    isolator::{DeviceRule, IsolatorCaps, Limits, ResourceStats},
-    network::{AttachRequest, AttachResult, DetachRequest, NetworkInfo, NetworkSpec},
-    storage::{SnapshotInfo, StorageCapabilities, Usage},
-    ErrorKind, Isolator, NetworkBackend, PluginContext, PluginError, PluginKind, PluginResult,
-    StorageDriver,
+    storage::Usage, ErrorKind, Isolator, NetworkBackend, PluginKind, PluginResult, StorageDriver,
 };
 
-/// abi_stable's version check string; its major number is [`ABI_VERSION`](crate::ABI_VERSION).
-pub const ABI_VERSION_STRING: &str = "1.0.0";
+pub mod wire;
+
+use wire::{
+    AttachRequest, AttachResult, DetachRequest, DeviceRule, IsolatorCaps, Limits, NetworkInfo,
+    NetworkSpec, PluginContext, PluginError, ResourceStats, SnapshotInfo, StorageCapabilities,
+};
+
+/// abi_stable's version check string: `ABI_VERSION.ABI_MINOR.0`. The host accepts plugins
+/// of the same major and any minor (abi_stable's rule for majors ≥ 1).
+pub const ABI_VERSION_STRING: &str = "1.1.0";
 
 type FResult<T> = RResult<T, PluginError>;
+
+// ---------------------------------------------------------------------------------------
+// Conversions between the native results and the wire results.
+
+/// A native result as it crosses the boundary.
+fn to_wire<N, W: From<N>>(r: PluginResult<N>) -> FResult<W> {
+    match r {
+        Ok(v) => RResult::ROk(W::from(v)),
+        Err(e) => RResult::RErr(e.into()),
+    }
+}
+
+/// A wire result back in native form.
+fn from_wire<W, N: From<W>>(r: FResult<W>) -> PluginResult<N> {
+    match r {
+        RResult::ROk(v) => Ok(N::from(v)),
+        RResult::RErr(e) => Err(e.into()),
+    }
+}
+
+fn vec_to_wire<N, W: From<N>>(r: PluginResult<Vec<N>>) -> PluginResult<RVec<W>> {
+    r.map(|v| v.into_iter().map(W::from).collect())
+}
+
+/// A plugin's answer on the host side: its errors start with the plugin's name (once:
+/// messages that already do are left alone), so every error says which plugin failed.
+fn imported<W, N: From<W>>(plugin: &str, r: FResult<W>) -> PluginResult<N> {
+    from_wire(r).map_err(|e: crate::PluginError| {
+        if e.message
+            .strip_prefix(plugin)
+            .is_some_and(|rest| rest.starts_with(':'))
+        {
+            e
+        } else {
+            e.context(plugin)
+        }
+    })
+}
+
+fn vec_imported<W, N: From<W>>(plugin: &str, r: FResult<RVec<W>>) -> PluginResult<Vec<N>> {
+    imported::<RVec<W>, RVec<W>>(plugin, r).map(|v| v.into_iter().map(N::from).collect())
+}
 
 // ---------------------------------------------------------------------------------------
 // Byte streams (layer tars) cross the boundary as callback objects.
@@ -53,20 +101,29 @@ pub trait FfiWrite {
     fn flush(&mut self) -> FResult<()>;
 }
 
+// The host's side of a stream runs when the plugin calls back: a panic in the host's
+// reader or writer must not unwind through the plugin's frames either, so each callback
+// is guarded like a plugin method.
 struct ReadToFfi<'a>(&'a mut dyn Read);
 impl FfiRead for ReadToFfi<'_> {
     fn read(&mut self, mut buf: RSliceMut<'_, u8>) -> FResult<usize> {
-        self.0.read(buf.as_mut_slice()).map_err(io_to_plugin).into()
+        guard_as("the host's layer reader", "read", || {
+            self.0.read(buf.as_mut_slice()).map_err(io_to_plugin)
+        })
     }
 }
 
 struct WriteToFfi<'a>(&'a mut dyn Write);
 impl FfiWrite for WriteToFfi<'_> {
     fn write(&mut self, buf: RSlice<'_, u8>) -> FResult<usize> {
-        self.0.write(buf.as_slice()).map_err(io_to_plugin).into()
+        guard_as("the host's layer writer", "write", || {
+            self.0.write(buf.as_slice()).map_err(io_to_plugin)
+        })
     }
     fn flush(&mut self) -> FResult<()> {
-        self.0.flush().map_err(io_to_plugin).into()
+        guard_as("the host's layer writer", "flush", || {
+            self.0.flush().map_err(io_to_plugin)
+        })
     }
 }
 
@@ -74,10 +131,7 @@ impl FfiWrite for WriteToFfi<'_> {
 pub struct FfiReader<'a>(FfiRead_TO<'a, RBox<()>>);
 impl Read for FfiReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0
-            .read(RSliceMut::from_mut_slice(buf))
-            .into_result()
-            .map_err(plugin_to_io)
+        from_wire(self.0.read(RSliceMut::from_mut_slice(buf))).map_err(plugin_to_io)
     }
 }
 
@@ -85,25 +139,25 @@ impl Read for FfiReader<'_> {
 pub struct FfiWriter<'a>(FfiWrite_TO<'a, RBox<()>>);
 impl Write for FfiWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .write(RSlice::from_slice(buf))
-            .into_result()
-            .map_err(plugin_to_io)
+        from_wire(self.0.write(RSlice::from_slice(buf))).map_err(plugin_to_io)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().into_result().map_err(plugin_to_io)
+        from_wire(self.0.flush()).map_err(plugin_to_io)
     }
 }
 
-fn io_to_plugin(e: io::Error) -> PluginError {
+fn io_to_plugin(e: io::Error) -> crate::PluginError {
     // An error produced by the other side travels back unchanged.
-    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<PluginError>()) {
+    if let Some(inner) = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<crate::PluginError>())
+    {
         return inner.clone();
     }
-    PluginError::from(e)
+    crate::PluginError::from(e)
 }
 
-fn plugin_to_io(e: PluginError) -> io::Error {
+fn plugin_to_io(e: crate::PluginError) -> io::Error {
     io::Error::other(e)
 }
 
@@ -131,13 +185,25 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 }
 
 /// Runs a plugin method, turning a panic into [`ErrorKind::Internal`] naming the method.
-pub fn guard<T>(method: &str, f: impl FnOnce() -> PluginResult<T>) -> FResult<T> {
+pub fn guard<N, W: From<N>>(method: &str, f: impl FnOnce() -> PluginResult<N>) -> FResult<W> {
+    guard_as("plugin", method, f)
+}
+
+/// Runs code called across the boundary (`who` names the side for the message).
+fn guard_as<N, W: From<N>>(
+    who: &str,
+    method: &str,
+    f: impl FnOnce() -> PluginResult<N>,
+) -> FResult<W> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r.into(),
-        Err(p) => RResult::RErr(PluginError::new(
-            ErrorKind::Internal,
-            format!("plugin panicked in {method}: {}", panic_message(&*p)),
-        )),
+        Ok(r) => to_wire(r),
+        Err(p) => RResult::RErr(
+            crate::PluginError::new(
+                ErrorKind::Internal,
+                format!("{who} panicked in {method}: {}", panic_message(&*p)),
+            )
+            .into(),
+        ),
     }
 }
 
@@ -232,23 +298,20 @@ impl<T: StorageDriver> FfiStorage for StorageExport<T> {
         guard("usage", || self.0.usage(key.into()))
     }
     fn list(&self) -> FResult<RVec<SnapshotInfo>> {
-        guard("list", || self.0.list().map(RVec::from))
+        guard("list", || vec_to_wire(self.0.list()))
     }
     fn cleanup(&self) -> FResult<RVec<RString>> {
-        guard("cleanup", || {
-            self.0
-                .cleanup()
-                .map(|v| v.into_iter().map(RString::from).collect())
-        })
+        guard("cleanup", || vec_to_wire(self.0.cleanup()))
     }
 }
 
-/// Host side: a loaded storage plugin seen through the native trait.
-pub struct StorageImport(pub FfiStorage_TO<'static, RBox<()>>);
+/// Host side: a loaded storage plugin seen through the native trait; `.1` is the
+/// plugin's name, which every error it returns is prefixed with.
+pub struct StorageImport(pub FfiStorage_TO<'static, RBox<()>>, pub String);
 
 impl StorageDriver for StorageImport {
-    fn capabilities(&self) -> PluginResult<StorageCapabilities> {
-        self.0.capabilities().into_result()
+    fn capabilities(&self) -> PluginResult<crate::StorageCapabilities> {
+        imported(&self.1, self.0.capabilities())
     }
     fn apply_layer(
         &self,
@@ -256,20 +319,20 @@ impl StorageDriver for StorageImport {
         parent: Option<&str>,
         diff: &mut dyn Read,
     ) -> PluginResult<Usage> {
-        self.0
-            .apply_layer(id.into(), ropt(parent), ffi_reader(diff))
-            .into_result()
+        imported(
+            &self.1,
+            self.0
+                .apply_layer(id.into(), ropt(parent), ffi_reader(diff)),
+        )
     }
     fn prepare(&self, key: &str, parent: Option<&str>, read_only: bool) -> PluginResult<()> {
-        self.0
-            .prepare(key.into(), ropt(parent), read_only)
-            .into_result()
+        imported(&self.1, self.0.prepare(key.into(), ropt(parent), read_only))
     }
     fn mount(&self, key: &str, target: &str) -> PluginResult<()> {
-        self.0.mount(key.into(), target.into()).into_result()
+        imported(&self.1, self.0.mount(key.into(), target.into()))
     }
     fn unmount(&self, key: &str, target: &str) -> PluginResult<()> {
-        self.0.unmount(key.into(), target.into()).into_result()
+        imported(&self.1, self.0.unmount(key.into(), target.into()))
     }
     fn diff(
         &self,
@@ -277,27 +340,25 @@ impl StorageDriver for StorageImport {
         out: &mut dyn Write,
         clamp_mtime: Option<i64>,
     ) -> PluginResult<Usage> {
-        self.0
-            .diff(key.into(), ffi_writer(out), clamp_mtime.into())
-            .into_result()
+        imported(
+            &self.1,
+            self.0.diff(key.into(), ffi_writer(out), clamp_mtime.into()),
+        )
     }
     fn commit(&self, key: &str, id: &str) -> PluginResult<Usage> {
-        self.0.commit(key.into(), id.into()).into_result()
+        imported(&self.1, self.0.commit(key.into(), id.into()))
     }
     fn remove(&self, key: &str) -> PluginResult<()> {
-        self.0.remove(key.into()).into_result()
+        imported(&self.1, self.0.remove(key.into()))
     }
     fn usage(&self, key: &str) -> PluginResult<Usage> {
-        self.0.usage(key.into()).into_result()
+        imported(&self.1, self.0.usage(key.into()))
     }
-    fn list(&self) -> PluginResult<Vec<SnapshotInfo>> {
-        self.0.list().into_result().map(RVec::into_vec)
+    fn list(&self) -> PluginResult<Vec<crate::SnapshotInfo>> {
+        vec_imported(&self.1, self.0.list())
     }
     fn cleanup(&self) -> PluginResult<Vec<String>> {
-        self.0
-            .cleanup()
-            .into_result()
-            .map(|v| v.into_iter().map(String::from).collect())
+        vec_imported(&self.1, self.0.cleanup())
     }
 }
 
@@ -321,51 +382,54 @@ pub struct NetworkExport<T>(pub T);
 
 impl<T: NetworkBackend> FfiNetwork for NetworkExport<T> {
     fn create_network(&self, spec: &NetworkSpec) -> FResult<NetworkInfo> {
-        guard("create_network", || self.0.create_network(spec))
+        guard("create_network", || {
+            self.0.create_network(&spec.clone().into())
+        })
     }
     fn remove_network(&self, name: RStr<'_>) -> FResult<()> {
         guard("remove_network", || self.0.remove_network(name.into()))
     }
     fn list_networks(&self) -> FResult<RVec<NetworkInfo>> {
-        guard("list_networks", || self.0.list_networks().map(RVec::from))
+        guard("list_networks", || vec_to_wire(self.0.list_networks()))
     }
     fn inspect_network(&self, name: RStr<'_>) -> FResult<NetworkInfo> {
         guard("inspect_network", || self.0.inspect_network(name.into()))
     }
     fn attach(&self, req: &AttachRequest) -> FResult<AttachResult> {
-        guard("attach", || self.0.attach(req))
+        guard("attach", || self.0.attach(&req.clone().into()))
     }
     fn detach(&self, req: &DetachRequest) -> FResult<()> {
-        guard("detach", || self.0.detach(req))
+        guard("detach", || self.0.detach(&req.clone().into()))
     }
     fn check(&self, req: &DetachRequest) -> FResult<()> {
-        guard("check", || self.0.check(req))
+        guard("check", || self.0.check(&req.clone().into()))
     }
 }
 
-pub struct NetworkImport(pub FfiNetwork_TO<'static, RBox<()>>);
+/// Host side of a network plugin; `.1` is its name (see [`StorageImport`]).
+pub struct NetworkImport(pub FfiNetwork_TO<'static, RBox<()>>, pub String);
 
 impl NetworkBackend for NetworkImport {
-    fn create_network(&self, spec: &NetworkSpec) -> PluginResult<NetworkInfo> {
-        self.0.create_network(spec).into_result()
+    fn create_network(&self, spec: &crate::NetworkSpec) -> PluginResult<crate::NetworkInfo> {
+        imported(&self.1, self.0.create_network(&spec.clone().into()))
     }
     fn remove_network(&self, name: &str) -> PluginResult<()> {
-        self.0.remove_network(name.into()).into_result()
+        imported(&self.1, self.0.remove_network(name.into()))
     }
-    fn list_networks(&self) -> PluginResult<Vec<NetworkInfo>> {
-        self.0.list_networks().into_result().map(RVec::into_vec)
+    fn list_networks(&self) -> PluginResult<Vec<crate::NetworkInfo>> {
+        vec_imported(&self.1, self.0.list_networks())
     }
-    fn inspect_network(&self, name: &str) -> PluginResult<NetworkInfo> {
-        self.0.inspect_network(name.into()).into_result()
+    fn inspect_network(&self, name: &str) -> PluginResult<crate::NetworkInfo> {
+        imported(&self.1, self.0.inspect_network(name.into()))
     }
-    fn attach(&self, req: &AttachRequest) -> PluginResult<AttachResult> {
-        self.0.attach(req).into_result()
+    fn attach(&self, req: &crate::AttachRequest) -> PluginResult<crate::AttachResult> {
+        imported(&self.1, self.0.attach(&req.clone().into()))
     }
-    fn detach(&self, req: &DetachRequest) -> PluginResult<()> {
-        self.0.detach(req).into_result()
+    fn detach(&self, req: &crate::DetachRequest) -> PluginResult<()> {
+        imported(&self.1, self.0.detach(&req.clone().into()))
     }
-    fn check(&self, req: &DetachRequest) -> PluginResult<()> {
-        self.0.check(req).into_result()
+    fn check(&self, req: &crate::DetachRequest) -> PluginResult<()> {
+        imported(&self.1, self.0.check(&req.clone().into()))
     }
 }
 
@@ -388,13 +452,17 @@ pub trait FfiIsolator: Send + Sync {
     #[sabi(last_prefix_field)]
     fn list(&self) -> FResult<RVec<RString>>;
     // ---- compatible growth: methods below may be missing from older plugins' vtables;
-    // abi_stable then runs the default body here, on the host side.
-    /// Added after 1.0.0 (compatible): see [`Isolator::set_devices`](crate::Isolator::set_devices).
+    // abi_stable then runs the default body here, on the host side. Every one needs a
+    // default body that answers like a plugin that cannot do it (`Unsupported`).
+    /// ABI 1.1: see [`Isolator::set_devices`](crate::Isolator::set_devices).
     fn set_devices(&self, id: RStr<'_>, rules: RSlice<'_, DeviceRule>) -> FResult<()> {
         let _ = (id, rules);
-        RResult::RErr(PluginError::unsupported(
-            "this isolator plugin predates device rules (built against an older berth-abi); rebuild it or use cgroup1/cgroup2",
-        ))
+        RResult::RErr(
+            crate::PluginError::unsupported(
+                "this isolator plugin predates device rules (built against berth-abi 1.0); rebuild it against a current berth-plugin-sdk or use cgroup1/cgroup2",
+            )
+            .into(),
+        )
     }
 }
 
@@ -405,13 +473,17 @@ impl<T: Isolator> FfiIsolator for IsolatorExport<T> {
         guard("capabilities", || self.0.capabilities())
     }
     fn create(&self, id: RStr<'_>, limits: &Limits) -> FResult<()> {
-        guard("create", || self.0.create(id.into(), limits))
+        guard("create", || {
+            self.0.create(id.into(), &limits.clone().into())
+        })
     }
     fn add_process(&self, id: RStr<'_>, pid: i32) -> FResult<()> {
         guard("add_process", || self.0.add_process(id.into(), pid))
     }
     fn update(&self, id: RStr<'_>, limits: &Limits) -> FResult<()> {
-        guard("update", || self.0.update(id.into(), limits))
+        guard("update", || {
+            self.0.update(id.into(), &limits.clone().into())
+        })
     }
     fn stats(&self, id: RStr<'_>) -> FResult<ResourceStats> {
         guard("stats", || self.0.stats(id.into()))
@@ -426,68 +498,65 @@ impl<T: Isolator> FfiIsolator for IsolatorExport<T> {
         guard("kill", || self.0.kill(id.into(), signal))
     }
     fn pids(&self, id: RStr<'_>) -> FResult<RVec<i32>> {
-        guard("pids", || self.0.pids(id.into()).map(RVec::from))
+        guard("pids", || vec_to_wire(self.0.pids(id.into())))
     }
     fn destroy(&self, id: RStr<'_>) -> FResult<()> {
         guard("destroy", || self.0.destroy(id.into()))
     }
     fn list(&self) -> FResult<RVec<RString>> {
-        guard("list", || {
-            self.0
-                .list()
-                .map(|v| v.into_iter().map(RString::from).collect())
-        })
+        guard("list", || vec_to_wire(self.0.list()))
     }
     fn set_devices(&self, id: RStr<'_>, rules: RSlice<'_, DeviceRule>) -> FResult<()> {
         guard("set_devices", || {
-            self.0.set_devices(id.into(), rules.as_slice())
+            let rules: Vec<crate::DeviceRule> = rules.iter().cloned().map(Into::into).collect();
+            self.0.set_devices(id.into(), &rules)
         })
     }
 }
 
-pub struct IsolatorImport(pub FfiIsolator_TO<'static, RBox<()>>);
+/// Host side of an isolator plugin; `.1` is its name (see [`StorageImport`]).
+pub struct IsolatorImport(pub FfiIsolator_TO<'static, RBox<()>>, pub String);
 
 impl Isolator for IsolatorImport {
-    fn capabilities(&self) -> PluginResult<IsolatorCaps> {
-        self.0.capabilities().into_result()
+    fn capabilities(&self) -> PluginResult<crate::IsolatorCaps> {
+        imported(&self.1, self.0.capabilities())
     }
-    fn create(&self, id: &str, limits: &Limits) -> PluginResult<()> {
-        self.0.create(id.into(), limits).into_result()
+    fn create(&self, id: &str, limits: &crate::Limits) -> PluginResult<()> {
+        imported(&self.1, self.0.create(id.into(), &limits.clone().into()))
     }
     fn add_process(&self, id: &str, pid: i32) -> PluginResult<()> {
-        self.0.add_process(id.into(), pid).into_result()
+        imported(&self.1, self.0.add_process(id.into(), pid))
     }
-    fn update(&self, id: &str, limits: &Limits) -> PluginResult<()> {
-        self.0.update(id.into(), limits).into_result()
+    fn update(&self, id: &str, limits: &crate::Limits) -> PluginResult<()> {
+        imported(&self.1, self.0.update(id.into(), &limits.clone().into()))
     }
-    fn stats(&self, id: &str) -> PluginResult<ResourceStats> {
-        self.0.stats(id.into()).into_result()
+    fn stats(&self, id: &str) -> PluginResult<crate::ResourceStats> {
+        imported(&self.1, self.0.stats(id.into()))
     }
     fn freeze(&self, id: &str) -> PluginResult<()> {
-        self.0.freeze(id.into()).into_result()
+        imported(&self.1, self.0.freeze(id.into()))
     }
     fn thaw(&self, id: &str) -> PluginResult<()> {
-        self.0.thaw(id.into()).into_result()
+        imported(&self.1, self.0.thaw(id.into()))
     }
     fn kill(&self, id: &str, signal: i32) -> PluginResult<()> {
-        self.0.kill(id.into(), signal).into_result()
+        imported(&self.1, self.0.kill(id.into(), signal))
     }
     fn pids(&self, id: &str) -> PluginResult<Vec<i32>> {
-        self.0.pids(id.into()).into_result().map(RVec::into_vec)
+        vec_imported(&self.1, self.0.pids(id.into()))
     }
     fn destroy(&self, id: &str) -> PluginResult<()> {
-        self.0.destroy(id.into()).into_result()
+        imported(&self.1, self.0.destroy(id.into()))
     }
     fn list(&self) -> PluginResult<Vec<String>> {
-        self.0
-            .list()
-            .into_result()
-            .map(|v| v.into_iter().map(String::from).collect())
+        vec_imported(&self.1, self.0.list())
     }
-    fn set_devices(&self, id: &str, rules: &[DeviceRule]) -> PluginResult<()> {
-        self.0
-            .set_devices(id.into(), RSlice::from_slice(rules))
-            .into_result()
+    fn set_devices(&self, id: &str, rules: &[crate::DeviceRule]) -> PluginResult<()> {
+        let rules: Vec<DeviceRule> = rules.iter().copied().map(Into::into).collect();
+        imported(
+            &self.1,
+            self.0.set_devices(id.into(), RSlice::from_slice(&rules)),
+        )
     }
 }
 
@@ -495,9 +564,9 @@ impl Isolator for IsolatorImport {
 // The root module.
 
 fn wrong_kind<T>(wanted: &str) -> FResult<T> {
-    RResult::RErr(PluginError::unsupported(format!(
-        "this plugin is not a {wanted} plugin"
-    )))
+    RResult::RErr(
+        crate::PluginError::unsupported(format!("this plugin is not a {wanted} plugin")).into(),
+    )
 }
 #[doc(hidden)]
 pub extern "C" fn no_storage(_: PluginContext) -> FResult<FfiStorage_TO<'static, RBox<()>>> {
@@ -514,10 +583,14 @@ pub extern "C" fn no_isolator(_: PluginContext) -> FResult<FfiIsolator_TO<'stati
 
 /// The root module every plugin library exports (through [`export_plugin!`](crate::export_plugin)).
 /// Exactly one constructor is set, the one of `kind`.
+///
+/// Fields appended after the `#[sabi(last_prefix_field)]` one (compatible growth) are read
+/// through accessors that return `Option`: `None` for a plugin built before the field
+/// existed, which the host must handle (never a panic, as `missing_field(panic)` would).
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
-#[sabi(missing_field(panic))]
+#[sabi(missing_field(option))]
 pub struct PluginMod {
     pub abi_version: u32,
     pub kind: PluginKind,
@@ -619,11 +692,12 @@ macro_rules! __export_plugin_inner {
         };
 
         extern "C" fn __berth_plugin_new(
-            ctx: $crate::PluginContext,
+            ctx: $crate::ffi::wire::PluginContext,
         ) -> $crate::__private::abi_stable::std_types::RResult<
             $crate::ffi::$to<'static, $crate::__private::abi_stable::std_types::RBox<()>>,
-            $crate::PluginError,
+            $crate::ffi::wire::PluginError,
         > {
+            let ctx: $crate::PluginContext = ctx.into();
             $crate::ffi::construct(|| $ctor(&ctx), $crate::ffi::$wrap)
         }
 
@@ -672,6 +746,10 @@ macro_rules! __export_plugin_inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        AttachRequest as NAttach, DeviceKind, IoThrottle, Limits as NLimits, NetworkBackend,
+        PortMapping, Protocol, SnapshotKind,
+    };
 
     #[test]
     fn export_macro_uses_abi_stables_loader_symbol() {
@@ -683,20 +761,23 @@ mod tests {
     }
 
     #[test]
-    fn version_string_matches_abi_version() {
-        let major: u32 = ABI_VERSION_STRING
+    fn versions_agree() {
+        let parts: Vec<u32> = ABI_VERSION_STRING
             .split('.')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(major, crate::ABI_VERSION);
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(parts, [crate::ABI_VERSION, crate::ABI_MINOR, 0]);
+        // The crate version is 0.MAJOR.MINOR, so cargo's semver matches the ABI's.
+        assert_eq!(
+            env!("CARGO_PKG_VERSION"),
+            format!("0.{}.{}", crate::ABI_VERSION, crate::ABI_MINOR)
+        );
     }
 
     #[test]
     fn guard_turns_panic_into_internal_error() {
-        let r: FResult<()> = guard("mount", || panic!("boom"));
-        let e = r.into_result().unwrap_err();
+        let r: FResult<()> = guard("mount", || -> PluginResult<()> { panic!("boom") });
+        let e: crate::PluginError = r.into_result().unwrap_err().into();
         assert_eq!(e.kind, ErrorKind::Internal);
         assert!(e.message().contains("mount") && e.message().contains("boom"));
     }
@@ -717,5 +798,158 @@ mod tests {
             w.flush().unwrap();
         }
         assert_eq!(sink, b"abc");
+    }
+
+    struct PanickingIo;
+    impl Read for PanickingIo {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            panic!("host reader bug")
+        }
+    }
+    impl Write for PanickingIo {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            panic!("host writer bug")
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            panic!("host flush bug")
+        }
+    }
+
+    #[test]
+    fn host_callbacks_turn_panics_into_errors() {
+        let mut src = PanickingIo;
+        let mut r = FfiReader(ffi_reader(&mut src));
+        let e = r.read(&mut [0u8; 4]).unwrap_err();
+        assert!(e.to_string().contains("host reader bug"), "{e}");
+        assert!(e.to_string().contains("panicked in read"), "{e}");
+
+        let mut sink = PanickingIo;
+        let mut w = FfiWriter(ffi_writer(&mut sink));
+        let e = w.write(b"x").unwrap_err();
+        assert!(e.to_string().contains("host writer bug"), "{e}");
+        let e = w.flush().unwrap_err();
+        assert!(e.to_string().contains("host flush bug"), "{e}");
+    }
+
+    /// An error the host's reader returns reaches the plugin with its kind intact, and
+    /// comes back to the host unchanged.
+    #[test]
+    fn stream_errors_keep_their_kind() {
+        struct Denied;
+        impl Read for Denied {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other(crate::PluginError::busy("layer in use")))
+            }
+        }
+        let mut src = Denied;
+        let mut r = FfiReader(ffi_reader(&mut src));
+        let e = io_to_plugin(r.read(&mut [0u8; 4]).unwrap_err());
+        assert_eq!(e.kind, ErrorKind::Busy);
+        assert_eq!(e.message(), "layer in use");
+    }
+
+    /// Native values survive the trip through the wire types and the FFI traits.
+    #[test]
+    fn native_types_cross_unchanged() {
+        struct Net;
+        impl NetworkBackend for Net {
+            fn create_network(
+                &self,
+                spec: &crate::NetworkSpec,
+            ) -> PluginResult<crate::NetworkInfo> {
+                Ok(crate::NetworkInfo {
+                    name: spec.name.clone(),
+                    subnet: spec.subnet.clone().unwrap_or_default(),
+                    containers: vec!["a".into(), "b".into()],
+                    ..Default::default()
+                })
+            }
+            fn remove_network(&self, _: &str) -> PluginResult<()> {
+                Err(crate::PluginError::not_found("no such network"))
+            }
+            fn list_networks(&self) -> PluginResult<Vec<crate::NetworkInfo>> {
+                Ok(vec![])
+            }
+            fn inspect_network(&self, _: &str) -> PluginResult<crate::NetworkInfo> {
+                Ok(Default::default())
+            }
+            fn attach(&self, req: &NAttach) -> PluginResult<crate::AttachResult> {
+                Ok(crate::AttachResult {
+                    gateway: req.static_ip.clone(),
+                    dns_search: req.aliases.clone(),
+                    ports: req.ports.clone(),
+                    ..Default::default()
+                })
+            }
+            fn detach(&self, _: &crate::DetachRequest) -> PluginResult<()> {
+                Ok(())
+            }
+            fn check(&self, _: &crate::DetachRequest) -> PluginResult<()> {
+                Ok(())
+            }
+        }
+        let net = NetworkImport(network_to_ffi(Net), "testnet".into());
+        let info = net
+            .create_network(&crate::NetworkSpec {
+                name: "n1".into(),
+                subnet: Some("10.0.0.0/24".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(info.name, "n1");
+        assert_eq!(info.subnet, "10.0.0.0/24");
+        assert_eq!(info.containers, ["a", "b"]);
+        let port = PortMapping {
+            host_ip: String::new(),
+            host_port: 8080,
+            container_port: 80,
+            protocol: Protocol::Udp,
+        };
+        let res = net
+            .attach(&NAttach {
+                container_id: "c".into(),
+                container_name: "n".into(),
+                netns_path: "/x".into(),
+                network: "n1".into(),
+                ifname: "eth0".into(),
+                static_ip: Some("10.0.0.9".into()),
+                aliases: vec!["web".into()],
+                ports: vec![port.clone()],
+            })
+            .unwrap();
+        assert_eq!(res.gateway.as_deref(), Some("10.0.0.9"));
+        assert_eq!(res.dns_search, ["web"]);
+        assert_eq!(res.ports, [port]);
+        let e = net.remove_network("x").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(
+            e.message(),
+            "testnet: no such network",
+            "errors name the plugin"
+        );
+
+        let limits = NLimits {
+            memory: Some(1 << 20),
+            cpuset_cpus: Some("0-1".into()),
+            io_throttle: vec![IoThrottle {
+                major: 8,
+                read_bps: 5,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let back: NLimits = wire::Limits::from(limits.clone()).into();
+        assert_eq!(back, limits);
+        let rule = crate::DeviceRule::new(true, DeviceKind::Char, Some(1), None, 3);
+        let back: crate::DeviceRule = wire::DeviceRule::from(rule).into();
+        assert_eq!(back, rule);
+        let snap = crate::SnapshotInfo {
+            key: "k".into(),
+            parent: None,
+            kind: SnapshotKind::View,
+            mounted_at: Some("/m".into()),
+        };
+        let back: crate::SnapshotInfo = wire::SnapshotInfo::from(snap.clone()).into();
+        assert_eq!(back, snap);
     }
 }

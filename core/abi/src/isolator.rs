@@ -7,10 +7,7 @@
 //! **Thread-safety:** isolators are `Send + Sync`; groups are named by the host's container
 //! id, so two processes never race on one group.
 
-use abi_stable::{
-    std_types::{ROption, RString, RVec},
-    StableAbi,
-};
+use abi_stable::StableAbi;
 
 use crate::{PluginError, PluginResult};
 
@@ -27,45 +24,43 @@ pub struct IoThrottle {
 }
 
 /// Resource limits of a group. `None` = leave as is / unlimited.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
     /// `--memory`, bytes.
-    pub memory: ROption<i64>,
+    pub memory: Option<i64>,
     /// `--memory-swap`: memory + swap, bytes; -1 = unlimited swap.
-    pub memory_swap: ROption<i64>,
+    pub memory_swap: Option<i64>,
     /// `--memory-reservation`, bytes (soft limit).
-    pub memory_reservation: ROption<i64>,
+    pub memory_reservation: Option<i64>,
     /// `--cpus` as a quota in microseconds per `cpu_period`.
-    pub cpu_quota: ROption<i64>,
+    pub cpu_quota: Option<i64>,
     /// Microseconds; default 100000.
-    pub cpu_period: ROption<u64>,
+    pub cpu_period: Option<u64>,
     /// `--cpu-shares` (2..262144, Docker's scale).
-    pub cpu_shares: ROption<u64>,
+    pub cpu_shares: Option<u64>,
     /// `--cpuset-cpus`, e.g. `0-1`.
-    pub cpuset_cpus: ROption<RString>,
+    pub cpuset_cpus: Option<String>,
     /// `--cpuset-mems`.
-    pub cpuset_mems: ROption<RString>,
+    pub cpuset_mems: Option<String>,
     /// `--pids-limit`; -1 = unlimited.
-    pub pids: ROption<i64>,
+    pub pids: Option<i64>,
     /// `--blkio-weight` (10..1000).
-    pub blkio_weight: ROption<u16>,
-    pub io_throttle: RVec<IoThrottle>,
+    pub blkio_weight: Option<u16>,
+    pub io_throttle: Vec<IoThrottle>,
 }
 
 /// What this isolator can enforce on this host.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IsolatorCaps {
     /// Names of enforceable limits, matching the CLI flags without dashes:
     /// `memory`, `memory-swap`, `memory-reservation`, `cpus`, `cpu-shares`, `cpuset`,
     /// `pids-limit`, `blkio-weight`, `device-io`; plus `freeze`, `kill` and `devices`
     /// (device access lists, [`Isolator::set_devices`]).
-    pub supported: RVec<RString>,
+    pub supported: Vec<String>,
     /// Where groups are created (for `berth info`).
-    pub parent: RString,
+    pub parent: String,
     /// Human-readable notes, e.g. why a controller is unavailable.
-    pub notes: RString,
+    pub notes: String,
 }
 
 /// Which devices a [`DeviceRule`] matches.
@@ -100,16 +95,15 @@ impl DeviceKind {
 /// The host always sends a complete list that starts with a wildcard rule for every
 /// device (`a *:* rwm`), deny (the default: Docker's list of allowed devices follows) or
 /// allow (`--privileged`), followed by rules of the opposite verdict.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeviceRule {
     /// `true` = allow (`devices.allow`), `false` = deny (`devices.deny`).
     pub allow: bool,
     pub kind: DeviceKind,
     /// `None` = any major (`*`).
-    pub major: ROption<u32>,
+    pub major: Option<u32>,
     /// `None` = any minor (`*`).
-    pub minor: ROption<u32>,
+    pub minor: Option<u32>,
     /// A set of [`DeviceRule::READ`], [`DeviceRule::WRITE`], [`DeviceRule::MKNOD`].
     pub access: u8,
 }
@@ -135,8 +129,8 @@ impl DeviceRule {
         DeviceRule {
             allow,
             kind,
-            major: major.into(),
-            minor: minor.into(),
+            major,
+            minor,
             access,
         }
     }
@@ -146,8 +140,8 @@ impl DeviceRule {
         DeviceRule {
             allow,
             kind: DeviceKind::All,
-            major: ROption::RNone,
-            minor: ROption::RNone,
+            major: None,
+            minor: None,
             access: Self::ALL_ACCESS,
         }
     }
@@ -207,9 +201,9 @@ impl DeviceRule {
 /// The kernel's `devices.allow` syntax without the verdict: `c 1:3 rwm`, `a *:* rwm`.
 impl std::fmt::Display for DeviceRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let num = |n: ROption<u32>| match n {
-            ROption::RSome(n) => n.to_string(),
-            ROption::RNone => "*".to_string(),
+        let num = |n: Option<u32>| match n {
+            Some(n) => n.to_string(),
+            None => "*".to_string(),
         };
         write!(
             f,
@@ -223,21 +217,20 @@ impl std::fmt::Display for DeviceRule {
 }
 
 /// Usage counters of a group. Absent counters are `None`.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceStats {
-    pub memory_current: ROption<u64>,
-    pub memory_peak: ROption<u64>,
+    pub memory_current: Option<u64>,
+    pub memory_peak: Option<u64>,
     /// None = unlimited.
-    pub memory_limit: ROption<u64>,
+    pub memory_limit: Option<u64>,
     /// Number of OOM kills in the group so far.
     pub oom_kills: u64,
     /// Total CPU time, nanoseconds.
-    pub cpu_usage_ns: ROption<u64>,
-    pub pids_current: ROption<u64>,
-    pub pids_limit: ROption<u64>,
-    pub io_read_bytes: ROption<u64>,
-    pub io_write_bytes: ROption<u64>,
+    pub cpu_usage_ns: Option<u64>,
+    pub pids_current: Option<u64>,
+    pub pids_limit: Option<u64>,
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
     pub frozen: bool,
 }
 

@@ -21,12 +21,15 @@
 //! ```
 //!
 //! ## How the contract is kept
-//! * The wire format is `abi_stable` 0.11: every type that crosses the boundary derives
-//!   `StableAbi` and the host checks the whole layout when it loads a library. The
-//!   mechanism stays inside this crate ([`ffi`]): plugin code and the engine only see the
-//!   native traits and the plain data types below.
-//! * [`ABI_VERSION`] changes on every incompatible change. Compatible growth (a new
-//!   method appended to a trait, with a default body) keeps it. See `docs/plugins.md`.
+//! * The wire format is `abi_stable` 0.11: the `#[repr(C)]` twins of the data types in
+//!   [`ffi::wire`] derive `StableAbi` and the host checks the whole layout when it loads a
+//!   library. The mechanism stays inside this crate ([`ffi`]): plugin code and the engine
+//!   only see the native traits and the plain Rust data types below (`String`, `Vec`,
+//!   `Option`), converted at the boundary by the generated glue.
+//! * [`ABI_VERSION`] (the major) changes on every incompatible change; [`ABI_MINOR`]
+//!   counts compatible growth (a new method appended to a trait, with a default body the
+//!   host runs for older plugins). The crate's own version is `0.ABI_VERSION.ABI_MINOR`,
+//!   so Cargo's semver rules and the ABI agree. See `docs/plugins.md`.
 //! * Every plugin also exports a plain C symbol, [`PluginTag`], that the host reads before
 //!   the layout check, so a plugin of another ABI version is reported in one line.
 //! * A panic inside a plugin method never crosses the boundary: the generated adapter
@@ -45,20 +48,12 @@ pub use error::{ErrorKind, PluginError, PluginResult};
 pub use isolator::{
     DeviceKind, DeviceRule, IoThrottle, Isolator, IsolatorCaps, Limits, ResourceStats,
 };
-pub use module::{PluginContext, PluginKind, PluginTag, ABI_VERSION, PLUGIN_TAG_MAGIC};
+pub use module::{PluginContext, PluginKind, PluginTag, ABI_MINOR, ABI_VERSION, PLUGIN_TAG_MAGIC};
 pub use network::{
     AttachRequest, AttachResult, DetachRequest, InterfaceInfo, NetworkBackend, NetworkInfo,
     NetworkSpec, PortMapping, Protocol,
 };
 pub use storage::{SnapshotInfo, SnapshotKind, StorageCapabilities, StorageDriver, Usage};
-
-/// The FFI-safe standard types the data structs above are made of (`RString`, `RVec`,
-/// `ROption`…), so plugins can build them without depending on abi_stable themselves.
-pub mod rtypes {
-    pub use abi_stable::std_types::{
-        ROption, ROption::RNone, ROption::RSome, RSlice, RStr, RString, RVec,
-    };
-}
 
 /// Re-exports used by [`export_plugin!`]; not part of the public contract.
 #[doc(hidden)]

@@ -1,11 +1,19 @@
 //! What a plugin library exports: a [`PluginTag`] (plain C symbol, read first) and the
 //! abi_stable root module [`PluginModRef`](crate::ffi::PluginModRef) (layout-checked).
 
-use abi_stable::{std_types::RString, StableAbi};
+use abi_stable::StableAbi;
 
 /// The version of this contract. Bumped on every incompatible change; appending a method
-/// with a default body to a trait (compatible growth) keeps it.
+/// with a default body to a trait (compatible growth) keeps it and bumps [`ABI_MINOR`].
 pub const ABI_VERSION: u32 = 1;
+
+/// Compatible additions since `ABI_VERSION.0`. A host loads plugins of its
+/// [`ABI_VERSION`] with any minor: for methods an older plugin lacks it runs the default
+/// body (e.g. `Unsupported`), and a newer plugin's extra methods are never called.
+///
+/// * 1.0 — the first contract.
+/// * 1.1 — `Isolator::set_devices` (device access lists).
+pub const ABI_MINOR: u32 = 1;
 
 /// First bytes of [`PluginTag`], so the host can tell a berth plugin from another library.
 pub const PLUGIN_TAG_MAGIC: [u8; 8] = *b"BERTHPLG";
@@ -53,18 +61,17 @@ pub struct PluginTag {
 }
 
 /// Everything the host hands a plugin's constructor.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PluginContext {
     /// A persistent directory that belongs to this plugin alone (created by the host),
     /// e.g. `/var/lib/berth/storage/overlayfs`.
-    pub state_dir: RString,
+    pub state_dir: String,
     /// A directory for runtime state that does not survive a reboot (locks, pid files).
-    pub run_dir: RString,
+    pub run_dir: String,
     /// The plugin's own config table (`[storage.overlayfs]` in berth.toml) as JSON.
-    pub config_json: RString,
+    pub config_json: String,
     /// berth's root directory (for plugins that need to place objects near the store).
-    pub root_dir: RString,
+    pub root_dir: String,
 }
 
 impl PluginContext {

@@ -8,40 +8,35 @@
 //! **Thread-safety:** backends are `Send + Sync`, and several `berth` processes attach at
 //! once: address allocation must be locked across processes.
 
-use abi_stable::{
-    std_types::{ROption, RString, RVec},
-    StableAbi,
-};
+use abi_stable::StableAbi;
 
 use crate::PluginResult;
 
 /// `berth network create`.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSpec {
-    pub name: RString,
+    pub name: String,
     /// CIDR, e.g. `10.89.3.0/24`; none = the backend picks a free one.
-    pub subnet: ROption<RString>,
+    pub subnet: Option<String>,
     /// none = first address of the subnet.
-    pub gateway: ROption<RString>,
+    pub gateway: Option<String>,
     /// No route to the outside (no masquerade).
     pub internal: bool,
     /// Backend-specific options as a JSON object (`{}` when none).
-    pub options_json: RString,
+    pub options_json: String,
 }
 
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkInfo {
-    pub name: RString,
-    pub id: RString,
+    pub name: String,
+    pub id: String,
     /// Name of the host interface (e.g. the bridge), if any.
-    pub interface: RString,
-    pub subnet: RString,
-    pub gateway: RString,
+    pub interface: String,
+    pub subnet: String,
+    pub gateway: String,
     pub internal: bool,
     /// Containers currently attached (their ids).
-    pub containers: RVec<RString>,
+    pub containers: Vec<String>,
     /// Unix seconds.
     pub created: i64,
 }
@@ -63,64 +58,59 @@ impl Protocol {
 }
 
 /// A published port: `host_ip:host_port` → `container_port` in the container.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PortMapping {
     /// Empty = all host addresses.
-    pub host_ip: RString,
+    pub host_ip: String,
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: Protocol,
 }
 
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachRequest {
-    pub container_id: RString,
+    pub container_id: String,
     /// For name resolution on user-defined networks.
-    pub container_name: RString,
+    pub container_name: String,
     /// Path of the container's network namespace (e.g. `/proc/PID/ns/net` or a bind mount).
-    pub netns_path: RString,
-    pub network: RString,
+    pub netns_path: String,
+    pub network: String,
     /// Interface name inside the container (`eth0`, `eth1`…).
-    pub ifname: RString,
-    pub static_ip: ROption<RString>,
-    pub aliases: RVec<RString>,
-    pub ports: RVec<PortMapping>,
+    pub ifname: String,
+    pub static_ip: Option<String>,
+    pub aliases: Vec<String>,
+    pub ports: Vec<PortMapping>,
 }
 
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InterfaceInfo {
-    pub name: RString,
-    pub mac: RString,
+    pub name: String,
+    pub mac: String,
     /// Addresses in CIDR notation.
-    pub addresses: RVec<RString>,
+    pub addresses: Vec<String>,
     /// Host-side peer (e.g. the veth), if any.
-    pub host_interface: RString,
+    pub host_interface: String,
 }
 
 /// What `attach` did (CNI's result).
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttachResult {
-    pub interfaces: RVec<InterfaceInfo>,
-    pub gateway: ROption<RString>,
+    pub interfaces: Vec<InterfaceInfo>,
+    pub gateway: Option<String>,
     /// Name servers for the container's resolv.conf (empty = the host's).
-    pub dns_servers: RVec<RString>,
-    pub dns_search: RVec<RString>,
+    pub dns_servers: Vec<String>,
+    pub dns_search: Vec<String>,
     /// Published ports as actually bound (random host ports resolved).
-    pub ports: RVec<PortMapping>,
+    pub ports: Vec<PortMapping>,
 }
 
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetachRequest {
-    pub container_id: RString,
+    pub container_id: String,
     /// May name a namespace that is already gone.
-    pub netns_path: RString,
-    pub network: RString,
-    pub ifname: RString,
+    pub netns_path: String,
+    pub network: String,
+    pub ifname: String,
 }
 
 /// The native trait a network plugin implements.

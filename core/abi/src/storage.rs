@@ -17,16 +17,12 @@
 
 use std::io::{Read, Write};
 
-use abi_stable::{
-    std_types::{ROption, RString},
-    StableAbi,
-};
+use abi_stable::StableAbi;
 
 use crate::PluginResult;
 
 /// What a driver can do; `berth info` shows it.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StorageCapabilities {
     /// Snapshots are copy-on-write (no full copy per container).
     pub copy_on_write: bool,
@@ -35,7 +31,7 @@ pub struct StorageCapabilities {
     /// Largest layer chain the driver can mount (0 = no limit known).
     pub max_layers: u32,
     /// Free-form detail for `berth info` (e.g. the backing filesystem).
-    pub detail: RString,
+    pub detail: String,
 }
 
 /// Space used by one layer or snapshot (its own content, not its parents').
@@ -58,14 +54,13 @@ pub enum SnapshotKind {
 }
 
 /// One object of a driver, as [`StorageDriver::list`] reports it.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotInfo {
-    pub key: RString,
-    pub parent: ROption<RString>,
+    pub key: String,
+    pub parent: Option<String>,
     pub kind: SnapshotKind,
     /// Set when the snapshot is currently mounted somewhere (the mount point).
-    pub mounted_at: ROption<RString>,
+    pub mounted_at: Option<String>,
 }
 
 /// The native trait a storage plugin implements (see the module docs for the model).

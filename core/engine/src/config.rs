@@ -6,6 +6,13 @@
 //! Environment variables map onto keys with `__` between sections:
 //! `BERTH_ROOT=/x`, `BERTH_STORAGE__DRIVER=vfs`, `BERTH_PLUGIN_DIRS=/a:/b`.
 //!
+//! Plugin directories: `plugin_dirs` (`BERTH_PLUGIN_DIRS`, `--plugin-dir`) **replaces** the
+//! default search list; `plugin_dirs_extra` (`BERTH_PLUGIN_DIRS_EXTRA=/a:/b`) is searched
+//! **after** it, for drop-in directories that keep the first-party plugins. Without root,
+//! the defaults include the per-user `$XDG_DATA_HOME/berth/plugins`
+//! (`~/.local/share/berth/plugins`). A name found twice is taken from the first directory
+//! (with a warning).
+//!
 //! Each plugin kind has a section naming the active plugin; a sub-table named after the
 //! plugin is handed to it, as JSON, when it is constructed:
 //!
@@ -83,6 +90,9 @@ pub struct Config {
     pub root: PathBuf,
     /// Directories searched for plugin libraries, in order.
     pub plugin_dirs: Vec<PathBuf>,
+    /// More directories, searched after `plugin_dirs` (adds instead of replacing).
+    #[serde(default)]
+    pub plugin_dirs_extra: Vec<PathBuf>,
     pub storage: KindSection,
     pub network: KindSection,
     pub isolator: KindSection,
@@ -92,6 +102,10 @@ pub struct Config {
     /// Which file was read, if any (not a config key).
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
+    /// Whether the storage driver was chosen (flag, environment or file) rather than
+    /// defaulted: a defaulted one yields to the driver the root records (not a key).
+    #[serde(skip)]
+    pub storage_driver_explicit: bool,
 }
 
 /// Values given on the command line (highest precedence).
@@ -116,7 +130,26 @@ pub fn default_plugin_dirs() -> Vec<PathBuf> {
     }
     dirs.push(PathBuf::from("/usr/local/lib/berth/plugins"));
     dirs.push(PathBuf::from("/usr/lib/berth/plugins"));
+    if !nix::unistd::geteuid().is_root() {
+        if let Some(d) = user_plugin_dir() {
+            dirs.push(d);
+        }
+    }
     dirs
+}
+
+/// The per-user plugin directory (rootless): `$XDG_DATA_HOME/berth/plugins`, else
+/// `$HOME/.local/share/berth/plugins`.
+pub fn user_plugin_dir() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        })?;
+    Some(data.join("berth/plugins"))
 }
 
 /// The config file of a staged tree (`<prefix>/bin/berth` → `<prefix>/etc/berth/berth.toml`),
@@ -150,6 +183,8 @@ impl Config {
             .set_default("network.backend", "bridge")?
             .set_default("isolator.driver", "auto")?;
 
+        let mut storage_driver_explicit =
+            overrides.storage_driver.is_some() || env.contains_key("BERTH_STORAGE__DRIVER");
         let file = overrides
             .config_file
             .clone()
@@ -171,13 +206,14 @@ impl Config {
                 source: config::ConfigError::Foreign(Box::new(e)),
             })?;
             // Validate the file on its own first so its errors name it.
-            config::Config::builder()
+            let own = config::Config::builder()
                 .add_source(config::File::from_str(&text, config::FileFormat::Toml))
                 .build()
                 .map_err(|e| ConfigError::File {
                     path: f.clone(),
                     source: e,
                 })?;
+            storage_driver_explicit |= own.get_string("storage.driver").is_ok();
             b = b.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
 
@@ -192,6 +228,7 @@ impl Config {
                 .separator("__")
                 .list_separator(":")
                 .with_list_parse_key("plugin_dirs")
+                .with_list_parse_key("plugin_dirs_extra")
                 .try_parsing(true)
                 .source(Some(source)),
         );
@@ -218,6 +255,7 @@ impl Config {
         }
         let mut cfg: Config = b.build()?.try_deserialize()?;
         cfg.source_file = source_file;
+        cfg.storage_driver_explicit = storage_driver_explicit;
         Ok(cfg)
     }
 
@@ -225,6 +263,18 @@ impl Config {
     pub fn from_env(overrides: &Overrides) -> Result<Config, ConfigError> {
         let env = std::env::vars().collect();
         Self::load(overrides, &env)
+    }
+
+    /// Every directory searched for plugins, in order: `plugin_dirs`, then
+    /// `plugin_dirs_extra` (each once).
+    pub fn plugin_search_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for d in self.plugin_dirs.iter().chain(&self.plugin_dirs_extra) {
+            if !dirs.contains(d) {
+                dirs.push(d.clone());
+            }
+        }
+        dirs
     }
 
     /// Runtime state that does not outlive a boot (locks, mount points, sockets).
@@ -243,6 +293,59 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn extra_plugin_dirs_add_to_the_list() {
+        let e = env(&[
+            ("BERTH_PLUGIN_DIRS", "/a:/b"),
+            ("BERTH_PLUGIN_DIRS_EXTRA", "/c:/a"),
+        ]);
+        let c = Config::load(&Overrides::default(), &e).unwrap();
+        assert_eq!(
+            c.plugin_dirs_extra,
+            vec![PathBuf::from("/c"), PathBuf::from("/a")]
+        );
+        assert_eq!(
+            c.plugin_search_dirs(),
+            vec![
+                PathBuf::from("/a"),
+                PathBuf::from("/b"),
+                PathBuf::from("/c")
+            ]
+        );
+        // Only extras: the defaults stay in front.
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[("BERTH_PLUGIN_DIRS_EXTRA", "/x")]),
+        )
+        .unwrap();
+        let dirs = c.plugin_search_dirs();
+        assert_eq!(dirs.last(), Some(&PathBuf::from("/x")));
+        assert!(dirs.len() > 1, "{dirs:?}");
+    }
+
+    #[test]
+    fn storage_driver_explicit_only_when_chosen() {
+        let c = Config::load(&Overrides::default(), &env(&[])).unwrap();
+        if c.source_file.is_none() {
+            assert!(!c.storage_driver_explicit);
+        }
+        let c = Config::load(
+            &Overrides::default(),
+            &env(&[("BERTH_STORAGE__DRIVER", "vfs")]),
+        )
+        .unwrap();
+        assert!(c.storage_driver_explicit);
+        let ov = Overrides {
+            storage_driver: Some("vfs".into()),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&ov, &env(&[]))
+                .unwrap()
+                .storage_driver_explicit
+        );
     }
 
     #[test]

@@ -88,19 +88,17 @@ pub struct LimitsConfig {
 
 impl LimitsConfig {
     pub fn to_abi(&self) -> berth_abi::Limits {
-        use berth_abi::rtypes::ROption;
-        let o = |v: Option<i64>| -> ROption<i64> { v.into() };
         berth_abi::Limits {
-            memory: o(self.memory),
-            memory_swap: o(self.memory_swap),
-            memory_reservation: o(self.memory_reservation),
-            cpu_quota: o(self.cpu_quota),
-            cpu_period: self.cpu_quota.map(|_| 100_000u64).into(),
-            cpu_shares: self.cpu_shares.into(),
-            cpuset_cpus: self.cpuset_cpus.clone().map(Into::into).into(),
-            cpuset_mems: self.cpuset_mems.clone().map(Into::into).into(),
-            pids: o(self.pids),
-            blkio_weight: self.blkio_weight.into(),
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            memory_reservation: self.memory_reservation,
+            cpu_quota: self.cpu_quota,
+            cpu_period: self.cpu_quota.map(|_| 100_000u64),
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            pids: self.pids,
+            blkio_weight: self.blkio_weight,
             io_throttle: Default::default(),
         }
     }

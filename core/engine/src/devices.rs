@@ -25,7 +25,7 @@ use std::{
     path::PathBuf,
 };
 
-use berth_abi::{rtypes::ROption, DeviceKind, DeviceRule, ErrorKind, Isolator};
+use berth_abi::{DeviceKind, DeviceRule, ErrorKind, Isolator};
 use berth_runtime as runtime;
 use serde::{Deserialize, Serialize};
 
@@ -90,9 +90,9 @@ pub fn parse_cgroup_rule(s: &str) -> Result<DeviceRule, EngineError> {
     let (major, minor) = numbers
         .split_once(':')
         .ok_or_else(|| bad("the numbers must be MAJOR:MINOR"))?;
-    let num = |n: &str, what: &str| -> Result<ROption<u32>, EngineError> {
+    let num = |n: &str, what: &str| -> Result<Option<u32>, EngineError> {
         if n == "*" {
-            return Ok(ROption::RNone);
+            return Ok(None);
         }
         if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad(&format!("the {what} number must be digits or *")));
@@ -100,7 +100,7 @@ pub fn parse_cgroup_rule(s: &str) -> Result<DeviceRule, EngineError> {
         n.parse::<u32>()
             .ok()
             .filter(|v| *v <= i32::MAX as u32)
-            .map(ROption::RSome)
+            .map(Some)
             .ok_or_else(|| bad(&format!("the {what} number is too large")))
     };
     Ok(DeviceRule {
@@ -308,8 +308,8 @@ pub fn resolve(c: &ContainerConfig) -> Result<ResolvedDevices, EngineError> {
                     runtime::DeviceType::Char => DeviceKind::Char,
                     runtime::DeviceType::Block => DeviceKind::Block,
                 },
-                major: ROption::RSome(n.major),
-                minor: ROption::RSome(n.minor),
+                major: Some(n.major),
+                minor: Some(n.minor),
                 access,
             });
             nodes.push(n);
@@ -329,8 +329,8 @@ pub fn oci_rules(rules: &[DeviceRule]) -> Vec<runtime::DeviceCgroupRule> {
         .map(|r| runtime::DeviceCgroupRule {
             allow: r.allow,
             kind: r.kind.letter(),
-            major: r.major.into_option(),
-            minor: r.minor.into_option(),
+            major: r.major,
+            minor: r.minor,
             access: r.access_letters(),
         })
         .collect()

@@ -439,7 +439,7 @@ impl Engine {
             .network()?
             .detach(&DetachRequest {
                 container_id: rec.id.clone().into(),
-                netns_path: format!("/proc/{}/ns/net", rec.pid).into(),
+                netns_path: format!("/proc/{}/ns/net", rec.pid),
                 network: network.into(),
                 ifname: n.ifname.clone().into(),
             })
@@ -488,16 +488,16 @@ impl Engine {
                 Err(e) => return Err(EngineError::plugin("inspecting the default network", e)),
             }
         }
-        let mut aliases: Vec<berth_abi::rtypes::RString> = vec![rec.name.clone().into()];
-        aliases.extend(rec.config.aliases.iter().map(|a| a.clone().into()));
+        let mut aliases: Vec<String> = vec![rec.name.clone()];
+        aliases.extend(rec.config.aliases.iter().cloned());
         let req = AttachRequest {
             container_id: rec.id.clone().into(),
             container_name: rec.name.clone().into(),
-            netns_path: format!("/proc/{pid}/ns/net").into(),
+            netns_path: format!("/proc/{pid}/ns/net"),
             network: network.into(),
             ifname: ifname.into(),
-            static_ip: berth_abi::rtypes::RNone,
-            aliases: aliases.into(),
+            static_ip: None,
+            aliases,
             ports: rec
                 .config
                 .ports
@@ -512,8 +512,7 @@ impl Engine {
                         Protocol::Tcp
                     },
                 })
-                .collect::<Vec<_>>()
-                .into(),
+                .collect(),
         };
         let res = backend
             .attach(&req)
@@ -530,12 +529,7 @@ impl Engine {
             ifname: iface.name.to_string(),
             ip: ip.to_string(),
             prefix_len: prefix.parse().unwrap_or(0),
-            gateway: res
-                .gateway
-                .clone()
-                .map(|g| g.to_string())
-                .into_option()
-                .unwrap_or_default(),
+            gateway: res.gateway.clone().unwrap_or_default(),
             mac: iface.mac.to_string(),
             dns_servers: res.dns_servers.iter().map(|s| s.to_string()).collect(),
             dns_search: res.dns_search.iter().map(|s| s.to_string()).collect(),

@@ -5,10 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_abi::{
-    rtypes::{RNone, RSome},
-    PluginError, PluginResult, SnapshotInfo, SnapshotKind, Usage,
-};
+use berth_abi::{PluginError, PluginResult, SnapshotInfo, SnapshotKind, Usage};
 use rustix::{
     io::Errno,
     mount::{self as rmount, UnmountFlags},
@@ -154,19 +151,13 @@ pub fn list_objects(store: &Store) -> PluginResult<Vec<SnapshotInfo>> {
             .filter(|t| mounts.iter().any(|x| &x.mount_point == t));
         out.push(SnapshotInfo {
             key: m.key.as_str().into(),
-            parent: m
-                .parent
-                .as_deref()
-                .map(|p| RSome(p.into()))
-                .unwrap_or(RNone),
+            parent: m.parent.clone(),
             kind: match m.kind {
                 Kind::Committed => SnapshotKind::Committed,
                 Kind::Active => SnapshotKind::Active,
                 Kind::View => SnapshotKind::View,
             },
-            mounted_at: mounted
-                .map(|t| RSome(t.display().to_string().into()))
-                .unwrap_or(RNone),
+            mounted_at: mounted.map(|t| t.display().to_string()),
         });
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));

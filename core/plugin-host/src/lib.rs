@@ -3,9 +3,11 @@
 //! Finds plugin libraries in the configured directories, checks them and hands the engine
 //! ready trait objects. Loading goes in three steps, each with its own clear error:
 //!
-//! 1. open the file with `libloading` (not a library → [`LoadError::NotALibrary`]);
+//! 1. open the file once, with abi_stable's own loader (so the process has one
+//!    `libloading`; not a library → [`LoadError::NotALibrary`]);
 //! 2. read the plain `BERTH_PLUGIN_TAG` symbol (missing → [`LoadError::NotAPlugin`],
-//!    other ABI version → [`LoadError::AbiMismatch`] with abi_stable's summary);
+//!    another ABI major → [`LoadError::AbiMismatch`], one line naming both versions; the
+//!    layout differences are in [`LoadError::full_report`]);
 //! 3. abi_stable's load-time layout check of the root module, done per file
 //!    (`lib_header_from_path` + `init_root_module`) so several plugins of one kind load
 //!    side by side.
@@ -64,7 +66,11 @@ pub struct LoadedPlugin {
     pub name: String,
     pub version: String,
     pub description: String,
+    /// The ABI major the plugin was built for (its tag).
     pub abi_version: u32,
+    /// `MAJOR.MINOR` of the ABI the plugin was built for (e.g. `1.0` for a plugin that
+    /// predates `Isolator::set_devices`).
+    pub abi: String,
     module: PluginModRef,
 }
 
@@ -92,26 +98,26 @@ impl LoadedPlugin {
     /// Instantiates a storage driver. Its errors carry the plugin's name.
     pub fn storage(&self, ctx: PluginContext) -> Result<Arc<dyn StorageDriver>, HostError> {
         let ctor = self.module.new_storage();
-        let obj = ctor(ctx)
+        let obj = ctor(ctx.into())
             .into_result()
-            .map_err(|e| self.constructor_error(e))?;
-        Ok(Arc::new(StorageImport(obj)))
+            .map_err(|e| self.constructor_error(e.into()))?;
+        Ok(Arc::new(StorageImport(obj, self.name.clone())))
     }
 
     pub fn network(&self, ctx: PluginContext) -> Result<Arc<dyn NetworkBackend>, HostError> {
         let ctor = self.module.new_network();
-        let obj = ctor(ctx)
+        let obj = ctor(ctx.into())
             .into_result()
-            .map_err(|e| self.constructor_error(e))?;
-        Ok(Arc::new(NetworkImport(obj)))
+            .map_err(|e| self.constructor_error(e.into()))?;
+        Ok(Arc::new(NetworkImport(obj, self.name.clone())))
     }
 
     pub fn isolator(&self, ctx: PluginContext) -> Result<Arc<dyn Isolator>, HostError> {
         let ctor = self.module.new_isolator();
-        let obj = ctor(ctx)
+        let obj = ctor(ctx.into())
             .into_result()
-            .map_err(|e| self.constructor_error(e))?;
-        Ok(Arc::new(IsolatorImport(obj)))
+            .map_err(|e| self.constructor_error(e.into()))?;
+        Ok(Arc::new(IsolatorImport(obj, self.name.clone())))
     }
 }
 
@@ -121,6 +127,9 @@ pub struct PluginEntry {
     pub path: PathBuf,
     /// The file's kind and name when its tag could be read, even if loading failed later.
     pub kind: Option<PluginKind>,
+    /// `MAJOR.MINOR` of the ABI the file was built for, when its header could be read
+    /// (also for a plugin that failed to load).
+    pub abi: Option<String>,
     pub result: Result<LoadedPlugin, LoadError>,
 }
 
@@ -172,10 +181,37 @@ impl Registry {
                 entries.push(load_plugin(&path));
             }
         }
-        Registry {
+        let reg = Registry {
             dirs: dirs.to_vec(),
             entries,
+        };
+        for (hidden, winner) in reg.shadowed() {
+            tracing::warn!(
+                "{} plugin {:?} in {} is shadowed by {} (the first directory wins); remove one of them",
+                winner.kind.as_str(),
+                winner.name,
+                hidden.path.display(),
+                winner.path.display()
+            );
         }
+        reg
+    }
+
+    /// Plugins hidden by one of the same kind and name in an earlier directory (or an
+    /// earlier file of the same directory): `(hidden entry, the plugin used instead)`.
+    pub fn shadowed(&self) -> Vec<(&PluginEntry, &LoadedPlugin)> {
+        let mut out = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            let Ok(p) = &e.result else { continue };
+            let winner = self.entries[..i]
+                .iter()
+                .filter_map(|w| w.result.as_ref().ok())
+                .find(|w| w.kind == p.kind && w.name == p.name);
+            if let Some(w) = winner {
+                out.push((e, w));
+            }
+        }
+        out
     }
 
     pub fn entries(&self) -> &[PluginEntry] {

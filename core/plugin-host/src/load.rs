@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::{
     abi_stability::abi_checking::check_layout_compatibility,
-    library::{lib_header_from_path, LibraryError},
+    library::{lib_header_from_raw_library, LibHeader, LibraryError, RawLibrary},
+    sabi_types::VersionNumber,
+    type_layout::TLFieldOrFunction,
     StableAbi,
 };
 use berth_abi::{
@@ -22,13 +24,14 @@ pub enum LoadError {
     #[error("{path}: not a berth plugin (no BERTH_PLUGIN_TAG symbol)")]
     NotAPlugin { path: PathBuf },
     #[error(
-        "{path}: built for an incompatible ABI (berth expects ABI version {expected}, the plugin has {found}); rebuild it against berth-abi {expected}{summary}"
+        "{path}: built for ABI version {found}, but this berth speaks ABI version {expected}; rebuild the plugin against berth-plugin-sdk 0.{expected}"
     )]
     AbiMismatch {
         path: PathBuf,
         expected: u32,
         found: u32,
-        /// abi_stable's mismatch summary, one line per difference (may be empty).
+        /// abi_stable's mismatch summary, one line per difference (may be empty); shown
+        /// by [`LoadError::full_report`].
         summary: String,
     },
     #[error("{path}: the plugin's types do not match berth's ABI layout{summary}")]
@@ -47,35 +50,49 @@ impl LoadError {
     pub fn full_report(&self) -> String {
         match self {
             LoadError::Layout { full, .. } => format!("{self}\n{full}"),
+            LoadError::AbiMismatch { summary, .. } if !summary.is_empty() => {
+                format!("{self}\n  layout differences:\n  {summary}")
+            }
             other => other.to_string(),
         }
     }
 }
 
-/// Reads the tag. Returns `Ok(None)` for a library without one.
-fn read_tag(path: &Path) -> Result<Option<PluginTag>, LoadError> {
-    // SAFETY: opening a library runs its initialisers; loading a plugin means trusting the
-    // files in the configured plugin directories (documented in docs/plugins.md).
-    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::NotALibrary {
+/// Opens the library (abi_stable's loader, so one libloading) and reads the tag.
+/// Returns the library with `Ok(None)` for a library without a tag.
+fn open_and_read_tag(path: &Path) -> Result<(RawLibrary, Option<PluginTag>), LoadError> {
+    let lib = RawLibrary::load_at(path).map_err(|e| LoadError::NotALibrary {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: match &e {
+            LibraryError::OpenError { err, .. } => err.to_string(),
+            other => other.to_string(),
+        },
     })?;
     // SAFETY: `BERTH_PLUGIN_TAG` is a `#[repr(C)] static PluginTag` whose layout never
-    // changes; we copy it out while the library is open.
+    // changes; we copy it out while the library is open. (Opening a library runs its
+    // initialisers: loading a plugin means trusting the files in the configured plugin
+    // directories, as docs/plugins.md says.)
     let tag = unsafe {
         match lib.get::<*const PluginTag>(PLUGIN_TAG_SYMBOL) {
             Ok(sym) => Some(std::ptr::read(*sym)),
             Err(_) => None,
         }
     };
-    // Keep the library mapped: abi_stable opens the same file next (and leaks it anyway).
+    Ok((lib, tag))
+}
+
+/// The root module header of an open library; the library stays mapped for good
+/// (abi_stable never unloads, and the header's references point into it).
+fn header_of(lib: RawLibrary) -> Result<&'static LibHeader, LibraryError> {
+    // SAFETY: the library is leaked right after, so the `'static` header never dangles.
+    let header = unsafe { lib_header_from_raw_library(&lib) };
     std::mem::forget(lib);
-    Ok(tag)
+    header
 }
 
 /// Short, one-line-per-difference summary of abi_stable's layout comparison.
-fn layout_summary(path: &Path) -> (String, String) {
-    let header = match lib_header_from_path(path) {
+fn layout_summary(header: Result<&'static LibHeader, LibraryError>) -> (String, String) {
+    let header = match header {
         Ok(h) => h,
         Err(e) => return (first_line(&e.to_string()), e.to_string()),
     };
@@ -90,23 +107,34 @@ fn layout_summary(path: &Path) -> (String, String) {
         Err(errs) => {
             let mut lines = Vec::new();
             for err in errs.errors.iter() {
+                // Where the difference is: the chain of fields from the root module, and
+                // the type the last one has (e.g. `Usage`), which is what a plugin author
+                // must look at.
+                let mut ty = errs.interface.name();
                 let trail: Vec<String> = err
                     .stack_trace
                     .iter()
-                    .map(|ef| ef.expected.to_string())
-                    .map(|s| first_line(&s))
+                    .map(|ef| match &ef.expected {
+                        TLFieldOrFunction::Field(f) => {
+                            ty = f.layout().name();
+                            f.name().to_string()
+                        }
+                        TLFieldOrFunction::Function(func) => format!("{}()", func.name),
+                    })
                     .collect();
                 for e in err.errs.iter() {
-                    lines.push(format!(
-                        "{}: {}",
-                        trail.join(" > "),
-                        format!("{e:?}")
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ));
+                    let what = format!("{e:?}")
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    lines.push(if trail.is_empty() {
+                        format!("type `{ty}`: {what}")
+                    } else {
+                        format!("type `{ty}` (at {}): {what}", trail.join(" > "))
+                    });
                 }
             }
+            lines.dedup();
             lines.truncate(8);
             (lines.join("\n  "), errs.to_string())
         }
@@ -128,15 +156,23 @@ fn library_error_summary(e: &LibraryError) -> String {
     }
 }
 
+/// `MAJOR.MINOR` of the ABI a library was built for, from its version strings.
+fn abi_of(header: &LibHeader) -> Option<String> {
+    VersionNumber::new(header.version_strings())
+        .ok()
+        .map(|v| format!("{}.{}", v.major, v.minor))
+}
+
 /// Loads and checks one file.
 pub fn load_plugin(path: &Path) -> PluginEntry {
     let entry = |kind, result| PluginEntry {
         path: path.to_path_buf(),
         kind,
+        abi: None,
         result,
     };
-    let tag = match read_tag(path) {
-        Ok(Some(t)) if t.magic == PLUGIN_TAG_MAGIC => t,
+    let (lib, tag) = match open_and_read_tag(path) {
+        Ok((lib, Some(t))) if t.magic == PLUGIN_TAG_MAGIC => (lib, t),
         Ok(_) => {
             return entry(
                 None,
@@ -148,19 +184,23 @@ pub fn load_plugin(path: &Path) -> PluginEntry {
         Err(e) => return entry(None, Err(e)),
     };
     let kind = PluginKind::from_u32(tag.kind);
+    let header = header_of(lib);
+    let abi = header.as_ref().ok().and_then(|h| abi_of(h));
+    let entry = |kind, result| PluginEntry {
+        path: path.to_path_buf(),
+        kind,
+        abi: abi.clone(),
+        result,
+    };
     if tag.abi_version != ABI_VERSION {
-        let (summary, _) = layout_summary(path);
+        let (summary, _) = layout_summary(header);
         return entry(
             kind,
             Err(LoadError::AbiMismatch {
                 path: path.to_path_buf(),
                 expected: ABI_VERSION,
                 found: tag.abi_version,
-                summary: if summary.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n  layout differences:\n  {summary}")
-                },
+                summary,
             }),
         );
     }
@@ -173,11 +213,23 @@ pub fn load_plugin(path: &Path) -> PluginEntry {
             }),
         );
     };
-    let module = lib_header_from_path(path).and_then(|h| h.init_root_module::<PluginModRef>());
-    let module = match module {
+    let header = match header {
+        Ok(h) => h,
+        Err(e) => {
+            return entry(
+                Some(kind),
+                Err(LoadError::Layout {
+                    path: path.to_path_buf(),
+                    summary: format!("\n  {}", library_error_summary(&e)),
+                    full: e.to_string(),
+                }),
+            )
+        }
+    };
+    let module = match header.init_root_module::<PluginModRef>() {
         Ok(m) => m,
         Err(e) => {
-            let (summary, full) = layout_summary(path);
+            let (summary, full) = layout_summary(Ok(header));
             let summary = if summary.is_empty() {
                 library_error_summary(&e)
             } else {
@@ -203,6 +255,9 @@ pub fn load_plugin(path: &Path) -> PluginEntry {
             version: module.version().to_string(),
             description: module.description().to_string(),
             abi_version: module.abi_version(),
+            abi: abi
+                .clone()
+                .unwrap_or_else(|| module.abi_version().to_string()),
             module,
         }),
     )

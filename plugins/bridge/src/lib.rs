@@ -38,7 +38,6 @@ use std::{
 };
 
 use berth_abi::{
-    rtypes::{RSome, RString, RVec},
     AttachRequest, AttachResult, DetachRequest, ErrorKind, InterfaceInfo, NetworkBackend,
     NetworkInfo, NetworkSpec, PluginContext, PluginError, PluginResult, PortMapping,
 };
@@ -222,9 +221,9 @@ fn info_of(n: &Network) -> NetworkInfo {
         id: n.id.as_str().into(),
         interface: n.bridge.as_str().into(),
         subnet: n.subnet.as_str().into(),
-        gateway: n.gateway.to_string().into(),
+        gateway: n.gateway.to_string(),
         internal: n.internal,
-        containers: n.leases.keys().map(|k| RString::from(k.as_str())).collect(),
+        containers: n.leases.keys().cloned().collect(),
         created: n.created,
     }
 }
@@ -347,21 +346,21 @@ impl Bridge {
     fn result_of(&self, net: &Network, lease: &Lease) -> PluginResult<AttachResult> {
         let prefix = net.net()?.prefix_len();
         Ok(AttachResult {
-            interfaces: RVec::from(vec![InterfaceInfo {
+            interfaces: vec![InterfaceInfo {
                 name: lease.ifname.as_str().into(),
                 mac: lease.mac.as_str().into(),
-                addresses: RVec::from(vec![RString::from(format!("{}/{prefix}", lease.ip))]),
+                addresses: vec![format!("{}/{prefix}", lease.ip)],
                 host_interface: lease.host_veth.as_str().into(),
-            }]),
-            gateway: RSome(net.gateway.to_string().into()),
+            }],
+            gateway: Some(net.gateway.to_string()),
             dns_servers: self
                 .dns_for(net)
-                .map(|_| RString::from(net.gateway.to_string()))
+                .map(|_| net.gateway.to_string())
                 .into_iter()
                 .collect(),
             dns_search: self
                 .dns_for(net)
-                .map(|_| RString::from(dns::DOMAIN))
+                .map(|_| dns::DOMAIN.to_string())
                 .into_iter()
                 .collect(),
             ports: lease
@@ -575,7 +574,7 @@ impl Bridge {
         }
         let ports = ports::resolve(&all, cid, &req.ports)?;
         let subnet = net.net()?;
-        let ip = match req.static_ip.as_ref().into_option() {
+        let ip = match req.static_ip.as_ref() {
             Some(s) => {
                 let ip = ipam::check_static(name, &subnet, net.gateway, s.as_str())?;
                 self.settle_reaping(&mut net, REAP_GRACE_MS)?;
@@ -699,7 +698,7 @@ impl NetworkBackend for Bridge {
             )));
         }
         let mut all = self.store.list(&lock)?;
-        let subnet = match spec.subnet.as_ref().into_option() {
+        let subnet = match spec.subnet.as_ref() {
             Some(s) => {
                 let net = ipam::parse_subnet(s.as_str())?;
                 if let Some(o) = all
@@ -724,10 +723,7 @@ impl NetworkBackend for Bridge {
             }
             None => self.pick_subnet(name, &all)?,
         };
-        let gateway = ipam::parse_gateway(
-            &subnet,
-            spec.gateway.as_ref().into_option().map(|g| g.as_str()),
-        )?;
+        let gateway = ipam::parse_gateway(&subnet, spec.gateway.as_ref().map(|g| g.as_str()))?;
         let bridge = self.bridge_name(name);
         if let Some(o) = all.iter().find(|o| o.bridge == bridge) {
             return Err(PluginError::already_exists(format!(

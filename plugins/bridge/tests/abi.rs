@@ -43,7 +43,7 @@ fn attach_detach_through_the_abi() {
     let ctx = PluginContext {
         state_dir: dir.path().to_str().unwrap().into(),
         run_dir: dir.path().to_str().unwrap().into(),
-        config_json: config(&table, &format!("bt0-{u}"), "10.205.0.0/24").into(),
+        config_json: config(&table, &format!("bt0-{u}"), "10.205.0.0/24"),
         root_dir: dir.path().to_str().unwrap().into(),
     };
     let b = plugin.network(ctx).expect("constructor works");

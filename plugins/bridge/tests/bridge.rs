@@ -5,7 +5,7 @@ mod common;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use berth_abi::{rtypes::RSome, ErrorKind, NetworkBackend};
+use berth_abi::{ErrorKind, NetworkBackend};
 use common::*;
 
 macro_rules! need_root {
@@ -32,7 +32,7 @@ fn same_network_talks_other_network_is_isolated() {
     let r1 = env.b.attach(&attach_req("c1", &ns1, &na, vec![])).unwrap();
     let r2 = env.b.attach(&attach_req("c2", &ns2, &na, vec![])).unwrap();
     let _r3 = env.b.attach(&attach_req("c3", &ns3, &nb, vec![])).unwrap();
-    assert_eq!(r1.gateway, RSome("10.201.1.1".into()));
+    assert_eq!(r1.gateway, Some("10.201.1.1".into()));
     assert_ne!(addr_of(&r1), addr_of(&r2));
     env.b.check(&detach_req("c1", &ns1.path(), &na)).unwrap();
 
@@ -278,7 +278,7 @@ fn bad_input_is_refused_clearly() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument);
     let mut g = spec(&format!("btg{u}"), Some("10.204.10.0/24"));
-    g.gateway = RSome("10.205.0.1".into());
+    g.gateway = Some("10.205.0.1".into());
     assert_eq!(
         env.b.create_network(&g).unwrap_err().kind,
         ErrorKind::InvalidArgument
@@ -316,7 +316,7 @@ fn bad_input_is_refused_clearly() {
         .detach(&detach_req("x4", &nss[4].path(), &small))
         .unwrap();
     let mut req = attach_req("x5", &nss[5], &small, vec![]);
-    req.static_ip = RSome("10.204.8.1".into());
+    req.static_ip = Some("10.204.8.1".into());
     assert_eq!(
         env.b.attach(&req).unwrap_err().kind,
         ErrorKind::InvalidArgument
@@ -328,9 +328,9 @@ fn bad_input_is_refused_clearly() {
         .and_then(|_| env.b.attach(&attach_req("x0", &nss[0], &small, vec![])))
         .map(|r| addr_of(&r))
         .unwrap();
-    req.static_ip = RSome(taken.as_str().into());
+    req.static_ip = Some(taken.as_str().into());
     assert_eq!(env.b.attach(&req).unwrap_err().kind, ErrorKind::Busy);
-    req.static_ip = RSome("10.204.8.6".into());
+    req.static_ip = Some("10.204.8.6".into());
     let r = env.b.attach(&req).unwrap();
     assert_eq!(addr_of(&r), "10.204.8.6");
     // Unknown network.

@@ -186,16 +186,16 @@ pub fn check_limits(
 
 pub fn validate_limits(l: &Limits) -> CgResult<()> {
     let inv = |limit, reason: String| Err(CgError::InvalidLimit { limit, reason });
-    if let Some(m) = l.memory.into_option() {
+    if let Some(m) = l.memory {
         if m <= 0 {
             return inv("memory", format!("{m} bytes; must be positive"));
         }
     }
-    if let Some(s) = l.memory_swap.into_option() {
+    if let Some(s) = l.memory_swap {
         if s != -1 && s <= 0 {
             return inv("memory-swap", format!("{s}; must be positive or -1"));
         }
-        if let Some(m) = l.memory.into_option() {
+        if let Some(m) = l.memory {
             if s != -1 && s < m {
                 return inv(
                     "memory-swap",
@@ -204,34 +204,34 @@ pub fn validate_limits(l: &Limits) -> CgResult<()> {
             }
         }
     }
-    if let Some(r) = l.memory_reservation.into_option() {
+    if let Some(r) = l.memory_reservation {
         if r < 0 {
             return inv("memory-reservation", format!("{r}; must be >= 0"));
         }
     }
-    if let Some(q) = l.cpu_quota.into_option() {
+    if let Some(q) = l.cpu_quota {
         if q != -1 && q < 1000 {
             return inv("cpus", format!("quota {q} µs; must be >= 1000 or -1"));
         }
     }
-    if let Some(p) = l.cpu_period.into_option() {
+    if let Some(p) = l.cpu_period {
         if !(1000..=1_000_000).contains(&p) {
             return inv("cpus", format!("period {p} µs; must be 1000..=1000000"));
         }
     }
-    if let Some(s) = l.cpu_shares.into_option() {
+    if let Some(s) = l.cpu_shares {
         if !(2..=262_144).contains(&s) {
             return inv("cpu-shares", format!("{s}; must be 2..=262144"));
         }
     }
-    if let Some(w) = l.blkio_weight.into_option() {
+    if let Some(w) = l.blkio_weight {
         if !(10..=1000).contains(&w) {
             return inv("blkio-weight", format!("{w}; must be 10..=1000"));
         }
     }
     for (what, v) in [
-        ("cpuset-cpus", l.cpuset_cpus.as_ref().into_option()),
-        ("cpuset-mems", l.cpuset_mems.as_ref().into_option()),
+        ("cpuset-cpus", l.cpuset_cpus.as_ref()),
+        ("cpuset-mems", l.cpuset_mems.as_ref()),
     ] {
         if let Some(v) = v {
             if v.is_empty()

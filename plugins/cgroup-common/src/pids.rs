@@ -8,7 +8,7 @@ use berth_abi::{Limits, ResourceStats};
 pub const MAX: &str = "pids.max";
 
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
-    if let Some(p) = l.pids.into_option() {
+    if let Some(p) = l.pids {
         fsutil::write(&dir.join(MAX), &pids_value(p))?;
     }
     Ok(())

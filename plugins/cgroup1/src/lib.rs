@@ -256,9 +256,7 @@ impl Isolator for Cgroup1 {
         validate_id(id)?;
         self.ensure_parents()?;
         self.check(limits)?;
-        if limits.memory_swap.is_some()
-            && limits.memory.is_none()
-            && limits.memory_swap.into_option() != Some(-1)
+        if limits.memory_swap.is_some() && limits.memory.is_none() && limits.memory_swap != Some(-1)
         {
             return Err(CgError::InvalidLimit {
                 limit: "memory-swap",

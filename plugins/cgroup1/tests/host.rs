@@ -84,7 +84,7 @@ fn lifecycle_places_lists_and_destroys_without_leftovers() {
     let own = std::fs::read_to_string(format!("/proc/{}/cgroup", s.pid())).unwrap();
     assert!(own.contains("/c1"), "{own}");
     let st = e.iso.stats("c1").unwrap();
-    assert_eq!(st.pids_current.into_option(), Some(1));
+    assert_eq!(st.pids_current, Some(1));
     assert!(st.memory_current.is_some());
     assert_eq!(e.iso.list().unwrap(), vec!["c1".to_string()]);
 
@@ -135,11 +135,8 @@ fn memory_hog_is_oom_killed_and_counted() {
     );
     let st = e.iso.stats("oom").unwrap();
     assert!(st.oom_kills >= 1, "{st:?}");
-    assert_eq!(st.memory_limit.into_option(), Some(mib(32) as u64));
-    assert!(
-        st.memory_peak.into_option().unwrap_or(0) > mib(16) as u64,
-        "{st:?}"
-    );
+    assert_eq!(st.memory_limit, Some(mib(32) as u64));
+    assert!(st.memory_peak.unwrap_or(0) > mib(16) as u64, "{st:?}");
 }
 
 #[test]
@@ -173,8 +170,8 @@ fn fork_bomb_stops_at_pids_limit() {
     assert!((1..16).contains(&ok), "{r}");
     assert_eq!(ok + fail, 40);
     let st = e.iso.stats("pids").unwrap();
-    assert_eq!(st.pids_limit.into_option(), Some(16));
-    assert!(st.pids_current.into_option().unwrap() <= 16, "{st:?}");
+    assert_eq!(st.pids_limit, Some(16));
+    assert!(st.pids_current.unwrap() <= 16, "{st:?}");
     e.iso.kill("pids", libc::SIGKILL).unwrap();
     assert!(e.iso.pids("pids").unwrap().is_empty());
 }
@@ -195,26 +192,13 @@ fn half_a_cpu_is_about_half_a_cpu() {
     );
     let mut h = Helper::spawn("spin:2");
     e.iso.add_process("cpu", h.pid()).unwrap();
-    let before = e
-        .iso
-        .stats("cpu")
-        .unwrap()
-        .cpu_usage_ns
-        .into_option()
-        .unwrap();
+    let before = e.iso.stats("cpu").unwrap().cpu_usage_ns.unwrap();
     let t0 = Instant::now();
     h.go();
     h.wait_timeout(Duration::from_secs(20))
         .expect("spinner did not end");
     let wall = t0.elapsed().as_nanos() as f64;
-    let used = (e
-        .iso
-        .stats("cpu")
-        .unwrap()
-        .cpu_usage_ns
-        .into_option()
-        .unwrap()
-        - before) as f64;
+    let used = (e.iso.stats("cpu").unwrap().cpu_usage_ns.unwrap() - before) as f64;
     let share = used / wall;
     assert!(
         (0.25..=0.75).contains(&share),
@@ -232,7 +216,7 @@ fn stats_move_with_load() {
     let e = Env::new();
     e.iso.create("load", &Limits::default()).unwrap();
     let st0 = e.iso.stats("load").unwrap();
-    assert_eq!(st0.cpu_usage_ns.into_option(), Some(0));
+    assert_eq!(st0.cpu_usage_ns, Some(0));
     let mut h = Helper::spawn("spin:1");
     let mut m = Helper::spawn("hog:8");
     e.iso.add_process("load", h.pid()).unwrap();
@@ -243,19 +227,10 @@ fn stats_move_with_load() {
     h.wait_timeout(Duration::from_secs(20))
         .expect("spinner did not end");
     let st = e.iso.stats("load").unwrap();
-    assert!(
-        st.cpu_usage_ns.into_option().unwrap() > 100_000_000,
-        "{st:?}"
-    );
-    assert!(
-        st.memory_current.into_option().unwrap() >= mib(8) as u64,
-        "{st:?}"
-    );
-    assert!(
-        st.memory_peak.into_option().unwrap() >= mib(8) as u64,
-        "{st:?}"
-    );
-    assert!(st.pids_current.into_option().unwrap() >= 1, "{st:?}"); // the hog lives on
+    assert!(st.cpu_usage_ns.unwrap() > 100_000_000, "{st:?}");
+    assert!(st.memory_current.unwrap() >= mib(8) as u64, "{st:?}");
+    assert!(st.memory_peak.unwrap() >= mib(8) as u64, "{st:?}");
+    assert!(st.pids_current.unwrap() >= 1, "{st:?}"); // the hog lives on
 }
 
 #[test]

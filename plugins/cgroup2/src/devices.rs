@@ -133,7 +133,7 @@ pub fn program(rules: &[DeviceRule]) -> CgResult<Vec<Insn>> {
             block.push(insn(JNE_X, R1, R_ACCESS, 0, 0));
         }
         for (n, reg, what) in [(r.major, R_MAJOR, "major"), (r.minor, R_MINOR, "minor")] {
-            if let Some(n) = n.into_option() {
+            if let Some(n) = n {
                 if n > MAX_NUMBER {
                     return Err(invalid(format!("rule `{r}`: {what} {n} is out of range")));
                 }
@@ -436,8 +436,8 @@ mod tests {
                 };
                 kind_ok
                     && access & !r.access == 0
-                    && r.major.into_option().into_iter().all(|m| m == major)
-                    && r.minor.into_option().into_iter().all(|m| m == minor)
+                    && r.major.into_iter().all(|m| m == major)
+                    && r.minor.into_iter().all(|m| m == minor)
             })
             .is_some_and(|r| r.allow)
     }

@@ -275,7 +275,7 @@ impl Isolator for Cgroup2 {
             berth_cgroup_common::partition_capabilities(|n| self.support(n), &mut notes);
         Ok(IsolatorCaps {
             supported: supported.into_iter().map(Into::into).collect(),
-            parent: self.parent().display().to_string().into(),
+            parent: self.parent().display().to_string(),
             notes: notes.join("; ").into(),
         })
     }

@@ -260,7 +260,7 @@ fn vm_memory_hog_is_oom_killed_and_counted() {
     );
     let st = e.iso.stats("oom").unwrap();
     assert!(st.oom_kills >= 1, "{st:?}");
-    assert_eq!(st.memory_limit.into_option(), Some(mib(32) as u64));
+    assert_eq!(st.memory_limit, Some(mib(32) as u64));
 }
 
 #[test]
@@ -292,8 +292,8 @@ fn vm_fork_bomb_stops_at_pids_limit() {
     assert!((1..16).contains(&ok), "{r}");
     assert_eq!(ok + fail, 40);
     let st = e.iso.stats("pids").unwrap();
-    assert_eq!(st.pids_limit.into_option(), Some(16));
-    assert!(st.pids_current.into_option().unwrap() <= 16, "{st:?}");
+    assert_eq!(st.pids_limit, Some(16));
+    assert!(st.pids_current.unwrap() <= 16, "{st:?}");
 }
 
 #[test]
@@ -316,26 +316,13 @@ fn vm_half_a_cpu_is_about_half_a_cpu() {
     assert_eq!(fsutil::read(&dir.join("cpu.weight")).unwrap().trim(), "39");
     let mut h = Helper::spawn("spin:2");
     e.iso.add_process("cpu", h.pid()).unwrap();
-    let before = e
-        .iso
-        .stats("cpu")
-        .unwrap()
-        .cpu_usage_ns
-        .into_option()
-        .unwrap();
+    let before = e.iso.stats("cpu").unwrap().cpu_usage_ns.unwrap();
     let t0 = Instant::now();
     h.go();
     h.wait_timeout(Duration::from_secs(30))
         .expect("spinner did not end");
     let wall = t0.elapsed().as_nanos() as f64;
-    let used = (e
-        .iso
-        .stats("cpu")
-        .unwrap()
-        .cpu_usage_ns
-        .into_option()
-        .unwrap()
-        - before) as f64;
+    let used = (e.iso.stats("cpu").unwrap().cpu_usage_ns.unwrap() - before) as f64;
     let share = used / wall;
     let (periods, throttled) = e.iso.cpu_bandwidth("cpu").unwrap().unwrap();
     eprintln!("cpu share {share:.2}, periods {periods}, throttled {throttled}");
@@ -366,12 +353,9 @@ fn vm_update_and_stats_follow_the_live_group() {
     m.go();
     assert_eq!(m.result().as_deref(), Some("allocated=8"));
     let st = e.iso.stats("upd").unwrap();
-    assert!(
-        st.memory_current.into_option().unwrap() >= mib(8) as u64,
-        "{st:?}"
-    );
-    assert!(st.cpu_usage_ns.into_option().unwrap() > 0, "{st:?}");
-    assert!(st.pids_current.into_option().unwrap() >= 1, "{st:?}");
+    assert!(st.memory_current.unwrap() >= mib(8) as u64, "{st:?}");
+    assert!(st.cpu_usage_ns.unwrap() > 0, "{st:?}");
+    assert!(st.pids_current.unwrap() >= 1, "{st:?}");
     let l = Limits {
         memory: Some(mib(128)).into(),
         memory_swap: Some(mib(192)).into(),

@@ -12,8 +12,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use berth_abi::{
-    rtypes::RString, PluginContext, PluginError, PluginResult, SnapshotInfo, StorageCapabilities,
-    StorageDriver, Usage,
+    PluginContext, PluginError, PluginResult, SnapshotInfo, StorageCapabilities, StorageDriver,
+    Usage,
 };
 use berth_layer_tar::driver::{
     chain_on, check_key, check_mountable, commit_snapshot, ensure_absent, errno_io, list_objects,
@@ -248,10 +248,10 @@ impl StorageDriver for Overlay {
             copy_on_write: true,
             native_diff: true,
             max_layers: self.max_layers(),
-            detail: RString::from(format!(
+            detail: format!(
                 "overlayfs at {}, mount API: {api}",
                 self.store.root.display()
-            )),
+            ),
         })
     }
 

@@ -12,9 +12,7 @@ use std::{
 };
 
 use berth_abi::{
-    rtypes::{RNone, RString, RVec},
-    AttachRequest, DetachRequest, NetworkBackend, NetworkSpec, PluginContext, PortMapping,
-    Protocol,
+    AttachRequest, DetachRequest, NetworkBackend, NetworkSpec, PluginContext, PortMapping, Protocol,
 };
 use berth_plugin_bridge::Bridge;
 
@@ -155,8 +153,8 @@ pub fn cleanup(b: &dyn NetworkBackend, table: &str) {
 pub fn spec(name: &str, subnet: Option<&str>) -> NetworkSpec {
     NetworkSpec {
         name: name.into(),
-        subnet: subnet.map(RString::from).into(),
-        gateway: RNone,
+        subnet: subnet.map(String::from),
+        gateway: None,
         internal: false,
         options_json: "{}".into(),
     }
@@ -169,8 +167,8 @@ pub fn attach_req(cid: &str, ns: &Netns, network: &str, ports: Vec<PortMapping>)
         netns_path: ns.path().into(),
         network: network.into(),
         ifname: "eth0".into(),
-        static_ip: RNone,
-        aliases: RVec::new(),
+        static_ip: None,
+        aliases: Vec::new(),
         ports: ports.into(),
     }
 }

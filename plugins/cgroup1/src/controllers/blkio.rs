@@ -18,7 +18,7 @@ pub fn weight_file(dir: &Path) -> Option<PathBuf> {
 }
 
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
-    if let Some(w) = l.blkio_weight.into_option() {
+    if let Some(w) = l.blkio_weight {
         if let Some(f) = weight_file(dir) {
             fsutil::write(&f, &w.to_string())?;
         }

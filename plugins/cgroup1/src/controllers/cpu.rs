@@ -10,13 +10,13 @@ pub const PERIOD: &str = "cpu.cfs_period_us";
 pub const SHARES: &str = "cpu.shares";
 
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
-    if let Some(p) = l.cpu_period.into_option() {
+    if let Some(p) = l.cpu_period {
         fsutil::write(&dir.join(PERIOD), &p.to_string())?;
     }
-    if let Some(q) = l.cpu_quota.into_option() {
+    if let Some(q) = l.cpu_quota {
         fsutil::write(&dir.join(QUOTA), &q.to_string())?;
     }
-    if let Some(s) = l.cpu_shares.into_option() {
+    if let Some(s) = l.cpu_shares {
         fsutil::write(&dir.join(SHARES), &s.to_string())?;
     }
     Ok(())

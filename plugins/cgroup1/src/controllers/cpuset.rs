@@ -21,10 +21,10 @@ pub fn inherit(parent: &Path, dir: &Path) -> CgResult<()> {
 }
 
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
-    if let Some(c) = l.cpuset_cpus.as_ref().into_option() {
+    if let Some(c) = l.cpuset_cpus.as_ref() {
         fsutil::write(&dir.join(CPUS), c)?;
     }
-    if let Some(m) = l.cpuset_mems.as_ref().into_option() {
+    if let Some(m) = l.cpuset_mems.as_ref() {
         fsutil::write(&dir.join(MEMS), m)?;
     }
     Ok(())

@@ -13,7 +13,7 @@ pub const SOFT: &str = "memory.soft_limit_in_bytes";
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
     let limit = dir.join(LIMIT);
     let memsw = dir.join(MEMSW);
-    match (l.memory.into_option(), l.memory_swap.into_option()) {
+    match (l.memory, l.memory_swap) {
         (Some(m), Some(s)) => {
             // memsw must stay >= limit after every single write: order the two writes.
             let cur_limit = fsutil::read_u64_or_max(&limit)?.unwrap_or(u64::MAX);
@@ -41,7 +41,7 @@ pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
         (None, Some(s)) => fsutil::write(&memsw, &s.to_string())?,
         (None, None) => {}
     }
-    if let Some(r) = l.memory_reservation.into_option() {
+    if let Some(r) = l.memory_reservation {
         fsutil::write(&dir.join(SOFT), &r.to_string())?;
     }
     Ok(())

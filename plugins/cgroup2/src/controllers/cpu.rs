@@ -28,7 +28,7 @@ fn current(dir: &Path) -> CgResult<(Option<i64>, u64)> {
 }
 
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
-    let (q, p) = (l.cpu_quota.into_option(), l.cpu_period.into_option());
+    let (q, p) = (l.cpu_quota, l.cpu_period);
     if q.is_some() || p.is_some() {
         let (cur_q, cur_p) = current(dir).unwrap_or((None, DEFAULT_PERIOD));
         let quota = match q.or(cur_q) {
@@ -37,7 +37,7 @@ pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
         };
         fsutil::write(&dir.join(MAX), &format!("{quota} {}", p.unwrap_or(cur_p)))?;
     }
-    if let Some(s) = l.cpu_shares.into_option() {
+    if let Some(s) = l.cpu_shares {
         fsutil::write(&dir.join(WEIGHT), &shares_to_weight(s).to_string())?;
     }
     Ok(())

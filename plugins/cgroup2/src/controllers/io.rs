@@ -37,7 +37,7 @@ pub fn max_line(t: &IoThrottle) -> String {
 }
 
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
-    if let Some(w) = l.blkio_weight.into_option() {
+    if let Some(w) = l.blkio_weight {
         if let Some(f) = weight_file(dir) {
             let v = if f.ends_with("io.bfq.weight") {
                 w.to_string()

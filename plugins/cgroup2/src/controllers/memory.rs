@@ -11,11 +11,11 @@ pub const SWAP_MAX: &str = "memory.swap.max";
 pub const LOW: &str = "memory.low";
 
 pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
-    if let Some(m) = l.memory.into_option() {
+    if let Some(m) = l.memory {
         fsutil::write(&dir.join(MAX), &m.to_string())?;
     }
-    if let Some(s) = l.memory_swap.into_option() {
-        let memory = match l.memory.into_option() {
+    if let Some(s) = l.memory_swap {
+        let memory = match l.memory {
             Some(m) => m,
             None if s == -1 => 0,
             None => {
@@ -29,7 +29,7 @@ pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
         };
         fsutil::write(&dir.join(SWAP_MAX), &swap_only(memory, s)?)?;
     }
-    if let Some(r) = l.memory_reservation.into_option() {
+    if let Some(r) = l.memory_reservation {
         fsutil::write(&dir.join(LOW), &r.to_string())?;
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! # A template for third-party berth plugins
 //!
 //! Copy this crate, rename it, implement one of berth-abi's traits and call
-//! `berth_abi::export_plugin!`. Build with `cargo build --release` and drop the `.so` into a
+//! `berth_plugin_sdk::export_plugin!`. Build with `cargo build --release` and drop the `.so` into a
 //! plugin directory (`berth info` lists them); select it in `berth.toml`:
 //!
 //! ```toml
@@ -18,9 +18,9 @@
 
 use std::{fs, path::PathBuf};
 
-use berth_abi::{
-    rtypes::RSome, ErrorKind, Isolator, IsolatorCaps, Limits, PluginContext, PluginError,
-    PluginResult, ResourceStats,
+use berth_plugin_sdk::{
+    ErrorKind, Isolator, IsolatorCaps, Limits, PluginContext, PluginError, PluginResult,
+    ResourceStats,
 };
 
 pub struct Signals {
@@ -96,8 +96,8 @@ fn refuse_limits(limits: &Limits) -> PluginResult<()> {
 impl Isolator for Signals {
     fn capabilities(&self) -> PluginResult<IsolatorCaps> {
         Ok(IsolatorCaps {
-            supported: vec!["freeze".into(), "kill".into()].into(),
-            parent: self.dir.display().to_string().into(),
+            supported: vec!["freeze".into(), "kill".into()],
+            parent: self.dir.display().to_string(),
             notes: "signals only: no resource limits".into(),
         })
     }
@@ -122,7 +122,7 @@ impl Isolator for Signals {
     fn stats(&self, id: &str) -> PluginResult<ResourceStats> {
         let pids = self.pids(id)?;
         Ok(ResourceStats {
-            pids_current: RSome(pids.len() as u64),
+            pids_current: Some(pids.len() as u64),
             ..Default::default()
         })
     }
@@ -177,7 +177,7 @@ impl Isolator for Signals {
     }
 }
 
-berth_abi::export_plugin! {
+berth_plugin_sdk::export_plugin! {
     kind: isolator,
     name: "signals",
     description: "template plugin: pause/kill with signals, no resource limits",
