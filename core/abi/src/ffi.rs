@@ -27,6 +27,7 @@ use crate::{
     storage::Usage, ErrorKind, Isolator, NetworkBackend, PluginKind, PluginResult, StorageDriver,
 };
 
+pub mod compat;
 pub mod wire;
 
 use wire::{
@@ -65,7 +66,7 @@ fn vec_to_wire<N, W: From<N>>(r: PluginResult<Vec<N>>) -> PluginResult<RVec<W>> 
 
 /// A plugin's answer on the host side: its errors start with the plugin's name (once:
 /// messages that already do are left alone), so every error says which plugin failed.
-fn imported<W, N: From<W>>(plugin: &str, r: FResult<W>) -> PluginResult<N> {
+pub(crate) fn imported<W, N: From<W>>(plugin: &str, r: FResult<W>) -> PluginResult<N> {
     from_wire(r).map_err(|e: crate::PluginError| {
         if e.message
             .strip_prefix(plugin)
@@ -78,7 +79,10 @@ fn imported<W, N: From<W>>(plugin: &str, r: FResult<W>) -> PluginResult<N> {
     })
 }
 
-fn vec_imported<W, N: From<W>>(plugin: &str, r: FResult<RVec<W>>) -> PluginResult<Vec<N>> {
+pub(crate) fn vec_imported<W, N: From<W>>(
+    plugin: &str,
+    r: FResult<RVec<W>>,
+) -> PluginResult<Vec<N>> {
     imported::<RVec<W>, RVec<W>>(plugin, r).map(|v| v.into_iter().map(N::from).collect())
 }
 
@@ -451,9 +455,10 @@ pub trait FfiIsolator: Send + Sync {
     fn destroy(&self, id: RStr<'_>) -> FResult<()>;
     #[sabi(last_prefix_field)]
     fn list(&self) -> FResult<RVec<RString>>;
-    // ---- compatible growth: methods below may be missing from older plugins' vtables;
-    // abi_stable then runs the default body here, on the host side. Every one needs a
-    // default body that answers like a plugin that cannot do it (`Unsupported`).
+    // ---- compatible growth (ABI 1.1 and later). abi_stable refuses a library whose
+    // vtable is shorter than this one, so plugins of an older minor are loaded through
+    // that minor's frozen types in `compat`; each method here still needs a default body
+    // answering like a plugin that cannot do it (`Unsupported`).
     /// ABI 1.1: see [`Isolator::set_devices`](crate::Isolator::set_devices).
     fn set_devices(&self, id: RStr<'_>, rules: RSlice<'_, DeviceRule>) -> FResult<()> {
         let _ = (id, rules);

@@ -25,7 +25,7 @@ use std::{
 };
 
 use berth_abi::{
-    ffi::{IsolatorImport, NetworkImport, PluginModRef, StorageImport},
+    ffi::{compat, IsolatorImport, NetworkImport, PluginModRef, StorageImport},
     Isolator, NetworkBackend, PluginContext, PluginError, PluginKind, StorageDriver,
 };
 
@@ -71,7 +71,15 @@ pub struct LoadedPlugin {
     /// `MAJOR.MINOR` of the ABI the plugin was built for (e.g. `1.0` for a plugin that
     /// predates `Isolator::set_devices`).
     pub abi: String,
-    module: PluginModRef,
+    module: Module,
+}
+
+/// The root module, through the types of the ABI minor the plugin was built for.
+#[derive(Clone, Copy)]
+pub(crate) enum Module {
+    Current(PluginModRef),
+    /// ABI 1.0 (before `Isolator::set_devices`).
+    V1_0(compat::PluginModRef),
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -97,7 +105,10 @@ impl LoadedPlugin {
 
     /// Instantiates a storage driver. Its errors carry the plugin's name.
     pub fn storage(&self, ctx: PluginContext) -> Result<Arc<dyn StorageDriver>, HostError> {
-        let ctor = self.module.new_storage();
+        let ctor = match self.module {
+            Module::Current(m) => m.new_storage(),
+            Module::V1_0(m) => m.new_storage(),
+        };
         let obj = ctor(ctx.into())
             .into_result()
             .map_err(|e| self.constructor_error(e.into()))?;
@@ -105,7 +116,10 @@ impl LoadedPlugin {
     }
 
     pub fn network(&self, ctx: PluginContext) -> Result<Arc<dyn NetworkBackend>, HostError> {
-        let ctor = self.module.new_network();
+        let ctor = match self.module {
+            Module::Current(m) => m.new_network(),
+            Module::V1_0(m) => m.new_network(),
+        };
         let obj = ctor(ctx.into())
             .into_result()
             .map_err(|e| self.constructor_error(e.into()))?;
@@ -113,11 +127,18 @@ impl LoadedPlugin {
     }
 
     pub fn isolator(&self, ctx: PluginContext) -> Result<Arc<dyn Isolator>, HostError> {
-        let ctor = self.module.new_isolator();
-        let obj = ctor(ctx.into())
-            .into_result()
-            .map_err(|e| self.constructor_error(e.into()))?;
-        Ok(Arc::new(IsolatorImport(obj, self.name.clone())))
+        let ctx = ctx.into();
+        let err = |e: berth_abi::ffi::wire::PluginError| self.constructor_error(e.into());
+        Ok(match self.module {
+            Module::Current(m) => Arc::new(IsolatorImport(
+                m.new_isolator()(ctx).into_result().map_err(err)?,
+                self.name.clone(),
+            )),
+            Module::V1_0(m) => Arc::new(compat::IsolatorImport(
+                m.new_isolator()(ctx).into_result().map_err(err)?,
+                self.name.clone(),
+            )),
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use berth_abi::{
     PLUGIN_TAG_MAGIC,
 };
 
-use crate::{LoadedPlugin, PluginEntry};
+use crate::{LoadedPlugin, Module, PluginEntry};
 
 /// Why a plugin file could not be loaded. Every variant names the file.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -226,7 +226,18 @@ pub fn load_plugin(path: &Path) -> PluginEntry {
             )
         }
     };
-    let module = match header.init_root_module::<PluginModRef>() {
+    // A 1.0 plugin is loaded through the 1.0 types (abi_stable refuses vtables shorter
+    // than the host's); every other minor through the current ones.
+    let module = if abi.as_deref() == Some("1.0") {
+        header
+            .init_root_module::<berth_abi::ffi::compat::PluginModRef>()
+            .map(Module::V1_0)
+    } else {
+        header
+            .init_root_module::<PluginModRef>()
+            .map(Module::Current)
+    };
+    let module = match module {
         Ok(m) => m,
         Err(e) => {
             let (summary, full) = layout_summary(Ok(header));
@@ -245,19 +256,33 @@ pub fn load_plugin(path: &Path) -> PluginEntry {
             );
         }
     };
-    tracing::debug!(path = %path.display(), name = %module.name(), "plugin loaded");
+    let (mkind, name, version, description, abi_version) = match module {
+        Module::Current(m) => (
+            m.kind(),
+            m.name(),
+            m.version(),
+            m.description(),
+            m.abi_version(),
+        ),
+        Module::V1_0(m) => (
+            m.kind(),
+            m.name(),
+            m.version(),
+            m.description(),
+            m.abi_version(),
+        ),
+    };
+    tracing::debug!(path = %path.display(), name = %name, "plugin loaded");
     entry(
         Some(kind),
         Ok(LoadedPlugin {
             path: path.to_path_buf(),
-            kind: module.kind(),
-            name: module.name().to_string(),
-            version: module.version().to_string(),
-            description: module.description().to_string(),
-            abi_version: module.abi_version(),
-            abi: abi
-                .clone()
-                .unwrap_or_else(|| module.abi_version().to_string()),
+            kind: mkind,
+            name: name.to_string(),
+            version: version.to_string(),
+            description: description.to_string(),
+            abi_version,
+            abi: abi.clone().unwrap_or_else(|| abi_version.to_string()),
             module,
         }),
     )
