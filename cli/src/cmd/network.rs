@@ -83,9 +83,9 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
             }
             let info = net
                 .create_network(&berth_abi::NetworkSpec {
-                    name: name.into(),
-                    subnet: subnet.map(Into::into),
-                    gateway: gateway.map(Into::into),
+                    name,
+                    subnet,
+                    gateway,
                     internal,
                     options_json: "{}".into(),
                 })

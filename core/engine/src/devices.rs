@@ -156,8 +156,8 @@ pub fn default_rules() -> Vec<DeviceRule> {
     let rule = |kind, major: Option<u32>, minor: Option<u32>, access| DeviceRule {
         allow: true,
         kind,
-        major: major.into(),
-        minor: minor.into(),
+        major,
+        minor,
         access,
     };
     let c = |major, minor| rule(DeviceKind::Char, Some(major), Some(minor), rwm);

@@ -106,10 +106,10 @@ impl Engine {
         if let Ok(net) = self.plugins.network() {
             for a in &c.network.networks {
                 let _ = net.detach(&DetachRequest {
-                    container_id: c.id.clone().into(),
-                    netns_path: String::new().into(),
-                    network: a.network.clone().into(),
-                    ifname: a.ifname.clone().into(),
+                    container_id: c.id.clone(),
+                    netns_path: String::new(),
+                    network: a.network.clone(),
+                    ifname: a.ifname.clone(),
                 });
             }
         }

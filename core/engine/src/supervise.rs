@@ -375,10 +375,10 @@ impl Engine {
         if let Ok(net) = self.plugins.network() {
             for a in &setup.networks {
                 let req = DetachRequest {
-                    container_id: rec.id.clone().into(),
-                    netns_path: String::new().into(),
-                    network: a.network.clone().into(),
-                    ifname: a.ifname.clone().into(),
+                    container_id: rec.id.clone(),
+                    netns_path: String::new(),
+                    network: a.network.clone(),
+                    ifname: a.ifname.clone(),
                 };
                 if let Err(e) = net.detach(&req) {
                     tracing::warn!("detaching {} from {}: {e}", rec.name, a.network);
@@ -438,10 +438,10 @@ impl Engine {
         self.plugins
             .network()?
             .detach(&DetachRequest {
-                container_id: rec.id.clone().into(),
+                container_id: rec.id.clone(),
                 netns_path: format!("/proc/{}/ns/net", rec.pid),
                 network: network.into(),
-                ifname: n.ifname.clone().into(),
+                ifname: n.ifname.clone(),
             })
             .map_err(|e| {
                 EngineError::plugin(format!("disconnecting {} from {network}", rec.name), e)
@@ -491,8 +491,8 @@ impl Engine {
         let mut aliases: Vec<String> = vec![rec.name.clone()];
         aliases.extend(rec.config.aliases.iter().cloned());
         let req = AttachRequest {
-            container_id: rec.id.clone().into(),
-            container_name: rec.name.clone().into(),
+            container_id: rec.id.clone(),
+            container_name: rec.name.clone(),
             netns_path: format!("/proc/{pid}/ns/net"),
             network: network.into(),
             ifname: ifname.into(),
@@ -503,7 +503,7 @@ impl Engine {
                 .ports
                 .iter()
                 .map(|p| PortMapping {
-                    host_ip: p.host_ip.clone().into(),
+                    host_ip: p.host_ip.clone(),
                     host_port: p.host_port,
                     container_port: p.container_port,
                     protocol: if p.protocol == "udp" {

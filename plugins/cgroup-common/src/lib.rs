@@ -419,19 +419,19 @@ mod tests {
     fn requested_names_and_validation() {
         let mut l = Limits::default();
         assert!(requested(&l).is_empty());
-        l.memory = Some(1 << 20).into();
-        l.cpu_period = Some(100_000).into();
+        l.memory = Some(1 << 20);
+        l.cpu_period = Some(100_000);
         l.io_throttle.push(IoThrottle::default());
         assert_eq!(requested(&l), vec!["memory", "cpus", "device-io"]);
         validate_limits(&l).unwrap();
-        l.memory_swap = Some(1).into();
+        l.memory_swap = Some(1);
         assert!(validate_limits(&l).is_err());
-        l.memory_swap = Some(-1).into();
+        l.memory_swap = Some(-1);
         validate_limits(&l).unwrap();
-        l.cpu_shares = Some(1).into();
+        l.cpu_shares = Some(1);
         assert!(validate_limits(&l).is_err());
-        l.cpu_shares = Some(1024).into();
-        l.cpuset_cpus = Some("0-1;".into()).into();
+        l.cpu_shares = Some(1024);
+        l.cpuset_cpus = Some("0-1;".into());
         assert!(validate_limits(&l).is_err());
     }
 

@@ -15,7 +15,7 @@ pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
 }
 
 pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
-    s.pids_current = fsutil::read_u64_opt(&dir.join("pids.current"))?.into();
-    s.pids_limit = fsutil::read_u64_opt(&dir.join(MAX))?.into();
+    s.pids_current = fsutil::read_u64_opt(&dir.join("pids.current"))?;
+    s.pids_limit = fsutil::read_u64_opt(&dir.join(MAX))?;
     Ok(())
 }

@@ -245,9 +245,9 @@ impl Isolator for Cgroup1 {
             .collect::<Vec<_>>()
             .join(", ");
         Ok(IsolatorCaps {
-            supported: supported.into_iter().map(Into::into).collect(),
-            parent: parent.into(),
-            notes: notes.join("; ").into(),
+            supported,
+            parent,
+            notes: notes.join("; "),
         })
     }
 

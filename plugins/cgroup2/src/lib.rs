@@ -274,9 +274,9 @@ impl Isolator for Cgroup2 {
         let supported =
             berth_cgroup_common::partition_capabilities(|n| self.support(n), &mut notes);
         Ok(IsolatorCaps {
-            supported: supported.into_iter().map(Into::into).collect(),
+            supported,
             parent: self.parent().display().to_string(),
-            notes: notes.join("; ").into(),
+            notes: notes.join("; "),
         })
     }
 

@@ -62,8 +62,8 @@ pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
     ] {
         if let Some(c) = fsutil::read_opt(&dir.join(f))? {
             let (r, w) = parse_service_bytes(&c);
-            s.io_read_bytes = Some(r).into();
-            s.io_write_bytes = Some(w).into();
+            s.io_read_bytes = Some(r);
+            s.io_write_bytes = Some(w);
             break;
         }
     }

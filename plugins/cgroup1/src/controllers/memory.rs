@@ -48,8 +48,8 @@ pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
 }
 
 pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
-    s.memory_current = fsutil::read_u64_opt(&dir.join("memory.usage_in_bytes"))?.into();
-    s.memory_peak = fsutil::read_u64_opt(&dir.join("memory.max_usage_in_bytes"))?.into();
+    s.memory_current = fsutil::read_u64_opt(&dir.join("memory.usage_in_bytes"))?;
+    s.memory_peak = fsutil::read_u64_opt(&dir.join("memory.max_usage_in_bytes"))?;
     s.memory_limit = fsutil::read_u64_opt(&dir.join(LIMIT))?
         .filter(|v| !v1_unlimited(*v))
         .into();

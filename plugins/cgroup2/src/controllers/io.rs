@@ -72,8 +72,8 @@ pub fn parse_stat(content: &str) -> (u64, u64) {
 pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
     if let Some(c) = fsutil::read_opt(&dir.join("io.stat"))? {
         let (r, w) = parse_stat(&c);
-        s.io_read_bytes = Some(r).into();
-        s.io_write_bytes = Some(w).into();
+        s.io_read_bytes = Some(r);
+        s.io_write_bytes = Some(w);
     }
     Ok(())
 }

@@ -36,9 +36,9 @@ pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
 }
 
 pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
-    s.memory_current = fsutil::read_u64_opt(&dir.join("memory.current"))?.into();
-    s.memory_peak = fsutil::read_u64_opt(&dir.join("memory.peak"))?.into();
-    s.memory_limit = fsutil::read_u64_opt(&dir.join(MAX))?.into();
+    s.memory_current = fsutil::read_u64_opt(&dir.join("memory.current"))?;
+    s.memory_peak = fsutil::read_u64_opt(&dir.join("memory.peak"))?;
+    s.memory_limit = fsutil::read_u64_opt(&dir.join(MAX))?;
     if let Some(ev) = fsutil::read_opt(&dir.join("memory.events"))? {
         s.oom_kills = fsutil::flat_key(&ev, "oom_kill").unwrap_or(0);
     }
