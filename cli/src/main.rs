@@ -1,6 +1,7 @@
 //! `berth`: build, run and manage containers, the Docker way.
 
 mod cmd;
+mod format;
 mod table;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -136,7 +137,7 @@ pub enum Command {
     Logs(cmd::container::LogsArgs),
     /// Block until containers stop, then print their exit codes
     Wait(cmd::container::WaitArgs),
-    /// Display detailed information on containers
+    /// Display detailed information on containers, images, networks or volumes
     Inspect(cmd::container::InspectArgs),
     /// Display the running processes of a container
     Top(cmd::container::TopArgs),
