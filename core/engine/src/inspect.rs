@@ -635,9 +635,7 @@ impl Engine {
                 && (exited.is_empty()
                     || (c.state == State::Exited && exited.contains(&c.exit_code)))
                 && f.any_or_unset("ancestor", |v| {
-                    c.image == v
-                        || id_matches(&c.image_id, v)
-                        || ancestors.iter().any(|a| *a == c.image_id)
+                    c.image == v || id_matches(&c.image_id, v) || ancestors.contains(&c.image_id)
                 })
                 && (networks.is_empty()
                     || networks.iter().any(|n| {

@@ -367,14 +367,14 @@ struct Parser {
     pieces: std::vec::IntoIter<Piece>,
 }
 
-enum End {
+enum Stop {
     Eof,
     End,
     Else(Option<(String, Vec<Token>)>, String),
 }
 
 impl Parser {
-    fn list(&mut self) -> Result<(Vec<Node>, End), EngineError> {
+    fn list(&mut self) -> Result<(Vec<Node>, Stop), EngineError> {
         let mut nodes = Vec::new();
         while let Some(p) = self.pieces.next() {
             let (toks, src) = match p {
@@ -391,7 +391,7 @@ impl Parser {
             };
             let rest = toks[1.min(toks.len())..].to_vec();
             match kw.as_str() {
-                "end" => return Ok((nodes, End::End)),
+                "end" => return Ok((nodes, Stop::End)),
                 "else" => {
                     let chained = match rest.first().map(|t| &t.tok) {
                         Some(Tok::Ident(k)) if k == "if" || k == "with" => {
@@ -400,7 +400,7 @@ impl Parser {
                         None => None,
                         _ => return Err(err(format!("unexpected tokens after else in {src}"))),
                     };
-                    return Ok((nodes, End::Else(chained, src)));
+                    return Ok((nodes, Stop::Else(chained, src)));
                 }
                 "if" | "with" | "range" => {
                     let pipe = pipeline(&rest, &src, kw == "range")?;
@@ -415,18 +415,18 @@ impl Parser {
                 _ => nodes.push(Node::Out(pipeline(&toks, &src, false)?)),
             }
         }
-        Ok((nodes, End::Eof))
+        Ok((nodes, Stop::Eof))
     }
 
     fn block(&mut self, kw: &str, pipe: Pipeline, src: &str) -> Result<Node, EngineError> {
         let (body, end) = self.list()?;
         let else_part = match end {
-            End::Eof => return Err(err(format!("unexpected EOF: {src} has no {{{{end}}}}"))),
-            End::End => None,
-            End::Else(None, _) => {
+            Stop::Eof => return Err(err(format!("unexpected EOF: {src} has no {{{{end}}}}"))),
+            Stop::End => None,
+            Stop::Else(None, _) => {
                 let (e, end) = self.list()?;
                 match end {
-                    End::End => Some(e),
+                    Stop::End => Some(e),
                     _ => {
                         return Err(err(format!(
                             "expected {{{{end}}}} after {{{{else}}}} of {src}"
@@ -434,7 +434,7 @@ impl Parser {
                     }
                 }
             }
-            End::Else(Some((k, toks)), esrc) => {
+            Stop::Else(Some((k, toks)), esrc) => {
                 if k != kw || kw == "range" {
                     return Err(err(format!("{esrc}: else {k} inside {kw}")));
                 }
@@ -656,9 +656,9 @@ impl Template {
         };
         let (nodes, end) = p.list()?;
         match end {
-            End::Eof => Ok(Template { nodes }),
-            End::End => Err(err("unexpected {{end}}")),
-            End::Else(_, s) => Err(err(format!("unexpected {s}"))),
+            Stop::Eof => Ok(Template { nodes }),
+            Stop::End => Err(err("unexpected {{end}}")),
+            Stop::Else(_, s) => Err(err(format!("unexpected {s}"))),
         }
     }
 
