@@ -275,6 +275,8 @@ pub fn import(g: &GlobalOpts, a: ImportArgs) -> anyhow::Result<u8> {
             .images()?
             .import(&mut f, reference.as_ref(), &a.changes)?
     };
+    let name = reference.map(|r| r.familiar()).unwrap_or_default();
+    engine.emit_named("image", "import", &img.id, &name, &[]);
     println!("{}", img.id);
     Ok(0)
 }
@@ -297,6 +299,10 @@ pub fn load(g: &GlobalOpts, a: LoadArgs) -> anyhow::Result<u8> {
         }
     };
     let loaded = engine.images()?.load(&path)?;
+    for img in &loaded {
+        let name = img.tags.first().map(|t| t.familiar()).unwrap_or_default();
+        engine.emit_named("image", "load", &img.id, &name, &[]);
+    }
     if !a.quiet {
         for img in loaded {
             if img.tags.is_empty() {
@@ -370,6 +376,12 @@ pub fn tag(g: &GlobalOpts, a: TagArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
     let target = Reference::parse(&a.target)?;
     engine.images()?.tag(&a.source, &target)?;
+    let id = engine
+        .images()?
+        .resolve(&a.source)
+        .map(|i| i.id)
+        .unwrap_or_default();
+    engine.emit_named("image", "tag", &id, &target.familiar(), &[]);
     Ok(0)
 }
 
@@ -382,7 +394,16 @@ pub fn rmi(g: &GlobalOpts, a: RmiArgs) -> anyhow::Result<u8> {
             .images()?
             .remove(i, &|img: &Image| used.contains(&img.id), a.force)
         {
-            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Ok(lines) => {
+                for l in &lines {
+                    println!("{l}");
+                    if let Some(r) = l.strip_prefix("Untagged: ") {
+                        engine.emit_named("image", "untag", r, r, &[]);
+                    } else if let Some(id) = l.strip_prefix("Deleted: ") {
+                        engine.emit_named("image", "delete", id, id, &[]);
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("Error: {e}");
                 failed = true;

@@ -91,6 +91,13 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
                     options_json: "{}".into(),
                 })
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            engine.emit_named(
+                "network",
+                "create",
+                &info.id,
+                &info.name,
+                &[("type", "bridge".into())],
+            );
             println!("{}", info.id);
         }
         NetworkCmd::Ls { quiet } => {
@@ -142,8 +149,21 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
                     failed = true;
                     continue;
                 }
+                let id = net
+                    .inspect_network(&n)
+                    .map(|i| i.id.to_string())
+                    .unwrap_or_else(|_| n.clone());
                 match net.remove_network(&n) {
-                    Ok(()) => println!("{n}"),
+                    Ok(()) => {
+                        engine.emit_named(
+                            "network",
+                            "destroy",
+                            &id,
+                            &n,
+                            &[("type", "bridge".into())],
+                        );
+                        println!("{n}")
+                    }
                     Err(e) => {
                         eprintln!("Error: {e}");
                         failed = true;
@@ -180,6 +200,13 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
                     && n.containers.is_empty()
                     && net.remove_network(&n.name).is_ok()
                 {
+                    engine.emit_named(
+                        "network",
+                        "destroy",
+                        &n.id,
+                        &n.name,
+                        &[("type", "bridge".into())],
+                    );
                     println!("{}", n.name);
                 }
             }
@@ -227,9 +254,18 @@ pub fn volume(g: &GlobalOpts, c: VolumeCmd) -> anyhow::Result<u8> {
             let name = name.unwrap_or_else(new_id);
             validate_volume_name(&name).map_err(|e| anyhow::anyhow!(e))?;
             std::fs::create_dir_all(engine.volume_dir(&name))?;
-            engine
+            if engine
                 .db()?
-                .volume_insert(&name, &chrono::Utc::now().to_rfc3339(), anonymous)?;
+                .volume_insert(&name, &chrono::Utc::now().to_rfc3339(), anonymous)?
+            {
+                engine.emit_named(
+                    "volume",
+                    "create",
+                    &name,
+                    &name,
+                    &[("driver", "local".into())],
+                );
+            }
             println!("{name}");
         }
         VolumeCmd::Ls { quiet } => {

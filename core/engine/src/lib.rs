@@ -4,6 +4,7 @@
 //! image store, containers (records, lifecycle, supervision) and builds. The CLI crate only
 //! parses flags and prints.
 
+pub mod attach;
 pub mod build;
 pub mod config;
 pub mod container;
@@ -12,6 +13,7 @@ pub mod create;
 pub mod db;
 pub mod debris;
 pub mod devices;
+pub mod events;
 pub mod exec;
 pub mod health;
 pub mod host;
