@@ -324,7 +324,7 @@ impl AttachServer {
         };
         let f = frame(kind, data);
         self.clients.retain_mut(|c| {
-            if !c.flags.is_some_and(|fl| fl & want != 0) {
+            if c.flags.is_none_or(|fl| fl & want == 0) {
                 return true;
             }
             write_all_wait(&mut c.stream, &f, CLIENT_WRITE_TIMEOUT).is_ok()
@@ -364,7 +364,7 @@ fn write_fd_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
 pub struct DetachKeys(Vec<u8>);
 
 impl DetachKeys {
-    pub const DEFAULT: &'static str = "ctrl-p,ctrl-q";
+    pub const DEFAULT: &str = "ctrl-p,ctrl-q";
 
     /// Parses `--detach-keys` (an empty string turns detaching off).
     pub fn parse(spec: &str) -> Result<DetachKeys, EngineError> {

@@ -699,11 +699,11 @@ mod tests {
             }
         });
         let text = std::fs::read_to_string(j.path()).unwrap();
-        let n = text
+        let events: Vec<Event> = text
             .lines()
-            .map(|l| serde_json::from_str::<Event>(l).unwrap())
-            .count();
-        assert_eq!(n, 800);
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 800);
     }
 
     #[test]

@@ -243,11 +243,7 @@ impl Engine {
         use std::io::BufRead;
         let mut lines = std::io::BufReader::new(std::fs::File::from(r)).lines();
         let mut pending = None;
-        loop {
-            let line = match lines.next() {
-                Some(Ok(l)) => l,
-                _ => break,
-            };
+        while let Some(Ok(line)) = lines.next() {
             let msg = line.trim();
             if msg == "listening" {
                 if let Some(opts) = attach {

@@ -1069,8 +1069,8 @@ pub(crate) fn relay(
         if let Some(srv) = server.as_deref_mut() {
             let mut clients: Vec<usize> =
                 ready.iter().filter(|r| r.0 == 'c').map(|r| r.1).collect();
-            clients.sort_unstable_by(|a, b| b.cmp(a));
-            for i in clients {
+            clients.sort_unstable();
+            for i in clients.into_iter().rev() {
                 srv.on_readable(i, &mut sink);
             }
         }
