@@ -341,6 +341,7 @@ impl Journal {
             on_old: false,
             partial: Vec::new(),
             pending: VecDeque::new(),
+            done: None,
             since: opts.since,
             until: opts.until,
             filter,
@@ -356,6 +357,11 @@ impl Journal {
             }
         } else {
             s.open_current(true);
+            if s.file.is_none() {
+                // No journal now (none yet, or just rotated away): what appears is read
+                // from the start of both generations, from this moment on.
+                s.since = Some(Utc::now());
+            }
         }
         Ok(s)
     }
@@ -373,10 +379,16 @@ pub struct EventStream {
     on_old: bool,
     partial: Vec<u8>,
     pending: VecDeque<Event>,
+    /// The last file read to its end and left (never read again).
+    done: Option<(u64, u64)>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     filter: EventFilter,
     poll: Duration,
+}
+
+fn file_id(f: &File) -> Option<(u64, u64)> {
+    f.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl EventStream {
@@ -396,8 +408,19 @@ impl EventStream {
     fn fill(&mut self) -> Result<(), EngineError> {
         loop {
             let Some(f) = &mut self.file else {
-                // No journal yet: look again (from its start) next time.
-                self.file = File::open(self.dir.join(JOURNAL)).ok();
+                // No journal when we looked: the older generation first (a rotation may
+                // have happened since), then the current one, from their starts.
+                // (Not a file already read: after a rotation it is the old generation.)
+                let old = File::open(self.dir.join(OLD_JOURNAL))
+                    .ok()
+                    .filter(|f| file_id(f).is_some_and(|id| Some(id) != self.done));
+                if let Some(old) = old {
+                    self.file = Some(old);
+                    self.on_old = true;
+                    self.partial.clear();
+                } else {
+                    self.file = File::open(self.dir.join(JOURNAL)).ok();
+                }
                 if self.file.is_none() {
                     return Ok(());
                 }
@@ -423,18 +446,16 @@ impl EventStream {
                 }
             }
             // At the end of this file: switch when a newer generation exists.
-            if self.on_old {
+            let ours = file_id(f);
+            let current = std::fs::metadata(self.dir.join(JOURNAL))
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            if self.on_old || (current.is_some() && current != ours) {
+                self.done = ours;
                 self.open_current(false);
-                continue;
-            }
-            let current = std::fs::metadata(self.dir.join(JOURNAL)).ok();
-            let ours = f.metadata().ok();
-            let rotated = match (current, ours) {
-                (Some(c), Some(o)) => c.ino() != o.ino() || c.dev() != o.dev(),
-                _ => false,
-            };
-            if rotated {
-                self.open_current(false);
+                if self.file.is_none() {
+                    return Ok(());
+                }
                 continue;
             }
             return Ok(());
