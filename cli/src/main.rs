@@ -121,6 +121,8 @@ pub enum Command {
     Run(cmd::container::CreateArgs),
     /// Create a container without starting it
     Create(cmd::container::CreateArgs),
+    /// Attach to a running container's input and output (detach: Ctrl-P Ctrl-Q)
+    Attach(cmd::attach::AttachArgs),
     /// Start stopped containers
     Start(cmd::container::StartArgs),
     /// Stop running containers (stop signal, then SIGKILL after -t seconds)
@@ -165,6 +167,8 @@ pub enum Command {
     Cp(cmd::container::CpArgs),
     /// Run a command in a running container
     Exec(cmd::container::ExecArgs),
+    /// Get real-time events (follows the events journal; --since/--until for past ones)
+    Events(cmd::events::EventsArgs),
     /// Disk usage and cleanup
     #[command(subcommand)]
     System(cmd::system::SystemCmd),
@@ -174,9 +178,6 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(cmd::network::VolumeCmd),
-    /// Internal: the detached supervisor of one container
-    #[command(name = "__monitor", hide = true)]
-    Monitor { id: String },
 }
 
 fn init_tracing(level: Option<&str>) {

@@ -114,6 +114,9 @@ pub struct CreateArgs {
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Override the key sequence for detaching (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -390,12 +393,26 @@ fn engine(g: &GlobalOpts) -> anyhow::Result<Engine> {
 /// Exit code 125 for an engine error, like Docker.
 pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
+    if let Some(k) = &a.detach_keys {
+        berth_engine::attach::DetachKeys::parse(k)?;
+    }
     let opts = a.options()?;
     let rec = engine.create(&opts)?;
     if a.detach {
         engine.start_detached(&rec)?;
         println!("{}", rec.id);
         return Ok(0);
+    }
+    // A terminal session (or one that may be detached from) runs under the container's
+    // monitor with us attached, so the detach keys leave it running.
+    if a.tty || a.detach_keys.is_some() {
+        let attach = berth_engine::attach::AttachOptions {
+            stdin: a.interactive,
+            close_stdin: true,
+            detach_keys: a.detach_keys.clone(),
+            ..Default::default()
+        };
+        return super::attach::session(&engine, &rec, &attach, super::attach::Session::Start, true);
     }
     let info = engine.supervise(&rec, IoMode::Foreground, None)?;
     if let Some(e) = &info.error {
@@ -417,18 +434,41 @@ pub struct StartArgs {
     /// Attach STDOUT/STDERR and wait for the exit
     #[arg(short, long)]
     pub attach: bool,
+    /// Attach the container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
 pub fn start(g: &GlobalOpts, a: StartArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
+    if let Some(k) = &a.detach_keys {
+        berth_engine::attach::DetachKeys::parse(k)?;
+    }
+    if (a.attach || a.interactive) && a.containers.len() > 1 {
+        bail!("you cannot start and attach multiple containers at once");
+    }
     let mut code = 0;
     for c in &a.containers {
         let rec = engine.db()?.resolve(c)?;
-        if a.attach {
-            let info = engine.supervise(&rec, IoMode::Foreground, None)?;
-            code = info.code.clamp(0, 255) as u8;
+        if a.attach || a.interactive {
+            let attach = berth_engine::attach::AttachOptions {
+                stdin: a.interactive && rec.config.interactive,
+                close_stdin: true,
+                detach_keys: a.detach_keys.clone(),
+                ..Default::default()
+            };
+            code = super::attach::session(
+                &engine,
+                &rec,
+                &attach,
+                super::attach::Session::Start,
+                true,
+            )?;
         } else {
             engine.start_detached(&rec)?;
             println!("{c}");
@@ -1033,7 +1073,7 @@ pub struct RenameArgs {
 pub fn rename(g: &GlobalOpts, a: RenameArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
     let rec = engine.db()?.resolve(&a.container)?;
-    engine.db()?.rename(&rec.id, &a.new_name)?;
+    engine.rename(&rec, &a.new_name)?;
     Ok(0)
 }
 
@@ -1202,34 +1242,6 @@ pub fn container(g: &GlobalOpts, c: ContainerCmd) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
-}
-
-/// `berth __monitor ID`: the detached supervisor (started by `run -d` / `start`).
-pub fn monitor(id: &str) -> anyhow::Result<u8> {
-    let config: berth_engine::Config = serde_json::from_str(
-        &std::env::var("BERTH_MONITOR_CONFIG").context("BERTH_MONITOR_CONFIG not set")?,
-    )?;
-    let engine = Engine::new(config)?;
-    let rec = engine.db()?.resolve(id)?;
-    // SAFETY: fd 3 was set up by the parent as the ready pipe; we take ownership once.
-    let mut ready_pipe: Option<std::fs::File> = std::env::var("BERTH_READY_FD")
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(|fd| unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    let mut ready = |r: Result<(), String>| {
-        if let Some(mut p) = ready_pipe.take() {
-            let msg = match r {
-                Ok(()) => "ok\n".to_string(),
-                Err(e) => format!("err {e}\n"),
-            };
-            let _ = p.write_all(msg.as_bytes());
-        }
-    };
-    let r = engine.supervise(&rec, IoMode::Detached, Some(&mut ready));
-    if let Err(e) = &r {
-        ready(Err(e.to_string()));
-    }
-    Ok(0)
 }
 
 #[derive(Args, Debug)]

@@ -320,6 +320,8 @@ pub fn import(g: &GlobalOpts, a: ImportArgs) -> anyhow::Result<u8> {
             .images()?
             .import(&mut f, reference.as_ref(), &a.changes)?
     };
+    let name = reference.map(|r| r.familiar()).unwrap_or_default();
+    engine.emit_named("image", "import", &img.id, &name, &[]);
     println!("{}", img.id);
     Ok(0)
 }
@@ -342,6 +344,10 @@ pub fn load(g: &GlobalOpts, a: LoadArgs) -> anyhow::Result<u8> {
         }
     };
     let loaded = engine.images()?.load(&path)?;
+    for img in &loaded {
+        let name = img.tags.first().map(|t| t.familiar()).unwrap_or_default();
+        engine.emit_named("image", "load", &img.id, &name, &[]);
+    }
     if !a.quiet {
         for img in loaded {
             if img.tags.is_empty() {
@@ -415,6 +421,12 @@ pub fn tag(g: &GlobalOpts, a: TagArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
     let target = Reference::parse(&a.target)?;
     engine.images()?.tag(&a.source, &target)?;
+    let id = engine
+        .images()?
+        .resolve(&a.source)
+        .map(|i| i.id)
+        .unwrap_or_default();
+    engine.emit_named("image", "tag", &id, &target.familiar(), &[]);
     Ok(0)
 }
 

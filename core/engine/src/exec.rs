@@ -95,6 +95,7 @@ impl Engine {
                 Some(ContainerIo::Pipes {
                     stdout: out_r,
                     stderr: err_r,
+                    stdin: None,
                 }),
             )
         };
@@ -109,6 +110,11 @@ impl Engine {
                 return Err(EngineError::Invalid(format!("exec in {}: {e}", rec.name)));
             }
         };
+        self.emit_container(
+            rec,
+            &format!("exec_start: {}", req.args.join(" ")),
+            &[("execID", started.pid().to_string())],
+        );
         let io = match io {
             Some(io) => io,
             None => match started.pty_master() {
@@ -122,7 +128,7 @@ impl Engine {
         if req.detach {
             return Ok(0);
         }
-        relay(started.pid(), io, None, IoMode::Foreground)?;
+        relay(started.pid(), io, None, IoMode::Foreground, None)?;
         started
             .wait()
             .map(|s| s.code())

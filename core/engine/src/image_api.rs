@@ -193,8 +193,10 @@ impl Engine {
             .prune(all, &|img: &Image| used.contains(&img.id))?;
         let after = crate::df::dir_size(&blobs);
         self.gc_layers()?;
+        let items = delete_items(&lines);
+        self.emit_deletions(&items);
         Ok(m::ImagePruneResponse {
-            images_deleted: Some(delete_items(&lines)),
+            images_deleted: Some(items),
             space_reclaimed: Some(before.saturating_sub(after) as i64),
         })
     }
@@ -211,7 +213,21 @@ impl Engine {
             .images()?
             .remove(what, &|img: &Image| used.contains(&img.id), force)?;
         self.gc_layers()?;
-        Ok(delete_items(&lines))
+        let items = delete_items(&lines);
+        self.emit_deletions(&items);
+        Ok(items)
+    }
+
+    /// The `untag`/`delete` events of an rmi or a prune.
+    fn emit_deletions(&self, items: &[m::ImageDeleteResponseItem]) {
+        for it in items {
+            if let Some(u) = &it.untagged {
+                self.emit_named("image", "untag", u, u, &[]);
+            }
+            if let Some(d) = &it.deleted {
+                self.emit_named("image", "delete", d, d, &[]);
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! [`filters`], [`stats`] and `top`, the prunes ([`prune`]), `system df` ([`df`]) and the
 //! Go templates of `--format` ([`template`]).
 
+pub mod attach;
 pub mod build;
 pub mod config;
 pub mod container;
@@ -20,6 +21,7 @@ pub mod db;
 pub mod debris;
 pub mod devices;
 pub mod df;
+pub mod events;
 pub mod exec;
 pub mod filters;
 pub mod health;

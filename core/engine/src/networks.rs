@@ -320,6 +320,13 @@ impl Engine {
                 return Err(EngineError::io(format!("writing {}", path.display()), e));
             }
         }
+        self.emit_named(
+            "network",
+            "create",
+            info.id.as_str(),
+            &o.name,
+            &[("type", "bridge".into())],
+        );
         self.inspect_network(info.id.as_str())
     }
 
@@ -351,9 +358,9 @@ impl Engine {
             .network()?
             .remove_network(&name)
             .map_err(|e| EngineError::plugin(format!("removing network {name}"), e))?;
-        if let Some(id) = &n.id {
-            let _ = std::fs::remove_file(self.netmeta_path(id));
-        }
+        let id = n.id.unwrap_or_default();
+        let _ = std::fs::remove_file(self.netmeta_path(&id));
+        self.emit_named("network", "destroy", &id, &name, &[("type", "bridge".into())]);
         Ok(())
     }
 

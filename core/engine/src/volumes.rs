@@ -100,7 +100,15 @@ impl Engine {
             }
         }
         let created = chrono::Utc::now().to_rfc3339();
-        self.db()?.volume_insert(&name, &created, anonymous)?;
+        if self.db()?.volume_insert(&name, &created, anonymous)? {
+            self.emit_named(
+                "volume",
+                "create",
+                &name,
+                &name,
+                &[("driver", "local".into())],
+            );
+        }
         self.inspect_volume(&name)
     }
 
