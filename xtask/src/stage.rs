@@ -114,6 +114,8 @@ pub fn build_and_stage_with(build: Build) -> Result<PathBuf> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     copy(&out.join("berth"), &bin.join("berth"))?;
+    // The OCI runtime with runc's command line (same package as `berth`).
+    copy(&out.join("berth-runtime"), &bin.join("berth-runtime"))?;
     // Helper programs of plugins (libexec style): the bridge's DNS responder.
     copy(&out.join("berth-dns"), &stage.join("lib/berth/berth-dns"))?;
     for p in PLUGINS {

@@ -169,6 +169,15 @@ pub fn to_oci_config(spec: &ContainerSpec) -> Spec {
                 o.extend(data.split(',').filter(|s| !s.is_empty()));
                 mount(destination, "tmpfs", "tmpfs", &o)
             }
+            MountSpec::Other {
+                source,
+                destination,
+                fstype,
+                options,
+            } => {
+                let o: Vec<&str> = options.iter().map(String::as_str).collect();
+                mount(destination, fstype, source, &o)
+            }
         });
     }
     for (host, dest) in &spec.etc_files {

@@ -113,6 +113,16 @@ pub enum MountSpec {
         destination: String,
         options: String,
     },
+    /// Any other file system (OCI `mounts` entries): `options` are mount(8) style flags
+    /// (`ro`, `nosuid`, `noexec`, `nodev`, `relatime`…); the rest is passed as data.
+    /// Propagation options (`rprivate`, `shared`…) are not applied: every mount of the
+    /// container is a slave of the host's.
+    Other {
+        source: String,
+        destination: String,
+        fstype: String,
+        options: Vec<String>,
+    },
 }
 
 /// Network namespace choice.
