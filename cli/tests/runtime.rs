@@ -328,8 +328,8 @@ fn the_config_is_applied() {
     let id = rt.id("cfg");
     let script = "hostname; cat /proc/sys/net/ipv4/ip_forward; id -G; umask; ulimit -n; \
                   cat /proc/self/oom_score_adj; grep CapBnd /proc/self/status; \
-                  touch /x 2>/dev/null && echo rw || echo ro; cat /proc/kcore 2>&1 | wc -c; \
-                  ls /dev/bt-null && cat /etc/hostname-from-bind; domainname";
+                  touch /x 2>/dev/null && echo rw || echo ro; wc -c < /etc/group; \
+                  ls /dev/bt-null && cat /etc/hostname-from-bind; cat /proc/sys/kernel/domainname";
     let b = rt.bundle("cfg", &["sh", "-c", script], |v| {
         v["hostname"] = json!("cfgbox");
         v["domainname"] = json!("cfg.example");
@@ -337,8 +337,11 @@ fn the_config_is_applied() {
         v["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": [7, 9], "umask": 63});
         v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 256, "soft": 200}]);
         v["process"]["oomScoreAdj"] = json!(123);
-        v["process"]["capabilities"]["bounding"] = json!(["CAP_CHOWN", "CAP_KILL"]);
+        let two = json!(["CAP_CHOWN", "CAP_KILL"]);
+        v["process"]["capabilities"] = json!({"bounding": two, "effective": two,
+            "permitted": two, "inheritable": [], "ambient": []});
         v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        v["linux"]["maskedPaths"] = json!(["/etc/group"]);
         v["linux"]["devices"] =
             json!([{"path": "/dev/bt-null", "type": "c", "major": 1, "minor": 3}]);
         v["mounts"].as_array_mut().unwrap().push(
@@ -370,6 +373,20 @@ fn the_config_is_applied() {
         ],
         "{out}"
     );
+}
+
+#[test]
+fn a_failure_after_start_is_reported_on_stderr() {
+    if !root_or_skip() {
+        return;
+    }
+    let rt = Rt::new("late");
+    let id = rt.id("late");
+    let b = rt.bundle("late", &["/no/such/command"], |_| {});
+    let o = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("executing the command: errno 2"), "{err}");
 }
 
 #[test]

@@ -175,12 +175,21 @@ struct Iso {
     iso: Arc<dyn Isolator>,
 }
 
-fn isolator(g: &Global) -> Result<Iso> {
-    let cfg = berth_engine::Config::from_env(&berth_engine::Overrides {
+fn isolator(g: &Global, parent: Option<&str>) -> Result<Iso> {
+    let mut cfg = berth_engine::Config::from_env(&berth_engine::Overrides {
         root: Some(g.root.join(".plugins")),
         ..Default::default()
     })
     .context("reading berth's configuration (for the isolator plugin)")?;
+    if let Some(p) = parent {
+        // The container's own parent group (from linux.cgroupsPath), for whichever
+        // cgroup plugin is active.
+        for name in ["cgroup1", "cgroup2"] {
+            cfg.isolator
+                .plugins
+                .insert(name.into(), serde_json::json!({ "parent": p }));
+        }
+    }
     let plugins = berth_engine::Plugins::new(cfg);
     let iso = plugins
         .isolator()
@@ -189,6 +198,33 @@ fn isolator(g: &Global) -> Result<Iso> {
         _plugins: plugins,
         iso,
     })
+}
+
+/// Where a container's group goes: `(parent, name)`. A `linux.cgroupsPath` of valid
+/// names with a parent (`/a/b/c`: below the cgroup mounts; `a/b/c`: below the runtime's
+/// own group) is taken literally (parent `/a/b`, group `c`); anything else (systemd's
+/// `slice:prefix:name`, a single component, odd characters) becomes one group name under
+/// the isolator's configured parent.
+fn cgroup_place(id: &str, cgroups_path: Option<&str>) -> (Option<String>, String) {
+    if let Some(p) = cgroups_path.filter(|p| !p.contains(':')) {
+        let t = p.trim_end_matches('/');
+        if let Some((dir, base)) = t.rsplit_once('/') {
+            let valid = |n: &str| {
+                !n.is_empty()
+                    && !n.starts_with('.')
+                    && !n.starts_with("cgroup.")
+                    && n.len() <= 128
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            };
+            let dir_ok = dir.split('/').filter(|c| !c.is_empty()).all(valid)
+                && dir.split('/').any(|c| !c.is_empty());
+            if dir_ok && valid(base) {
+                return (Some(dir.to_string()), base.to_string());
+            }
+        }
+    }
+    (None, group_name(id, cgroups_path))
 }
 
 /// The isolator group of a container: `linux.cgroupsPath` made one valid name, or the id.
@@ -312,6 +348,7 @@ fn device_rules(rules: &[DeviceCgroupRule], nodes: &[DeviceNode]) -> Vec<DeviceR
         let kind = match n.kind {
             DeviceType::Char => DeviceKind::Char,
             DeviceType::Block => DeviceKind::Block,
+            DeviceType::Fifo => continue,
         };
         out.push(DeviceRule::new(
             true,
@@ -406,7 +443,8 @@ fn create(g: &Global, log: &Logger, a: &CreateArgs, _run: bool) -> Result<i32> {
     if cspec.process.tty && a.console_socket.is_none() {
         bail!("process.terminal is set: --console-socket is required to receive the terminal");
     }
-    let iso = isolator(g)?;
+    let (parent, group) = cgroup_place(&a.id, cgroups_path.as_deref());
+    let iso = isolator(g, parent.as_deref())?;
     dir.make()?;
     let mut cleanup = Cleanup {
         dir: &dir,
@@ -423,7 +461,6 @@ fn create(g: &Global, log: &Logger, a: &CreateArgs, _run: bool) -> Result<i32> {
         .with_context(|| format!("creating {}", fifo.display()))?;
     options.go_fifo = Some(fifo);
     options.preserve_fds = a.preserve_fds;
-    let group = group_name(&a.id, cgroups_path.as_deref());
     iso.iso
         .create(&group, &limits)
         .with_context(|| format!("creating the container's cgroup {group:?}"))?;
@@ -463,6 +500,7 @@ fn create(g: &Global, log: &Logger, a: &CreateArgs, _run: bool) -> Result<i32> {
         created: now_rfc3339(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         group,
+        cgroup_parent: parent,
         paused: false,
     };
     let st = state::state_json(&record, Status::Created);
@@ -600,7 +638,7 @@ fn kill(g: &Global, id: &str, signal: &str, all: bool) -> Result<()> {
         bail!("container {id:?} is not running");
     }
     if all {
-        let iso = isolator(g)?;
+        let iso = isolator(g, r.cgroup_parent.as_deref())?;
         iso.iso
             .kill(&r.group, sig)
             .with_context(|| format!("signalling every process of container {id:?}"))?;
@@ -625,7 +663,7 @@ fn delete(g: &Global, log: &Logger, id: &str, force: bool) -> Result<()> {
     let _lock = dir.lock()?;
     let r = dir.load()?;
     let status = dir.status(&r);
-    let iso = isolator(g)?;
+    let iso = isolator(g, r.cgroup_parent.as_deref())?;
     match status {
         Status::Stopped => {}
         Status::Created => {
@@ -762,7 +800,7 @@ fn exec(g: &Global, log: &Logger, a: &ExecArgs) -> Result<u8> {
 fn ps(g: &Global, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let dir = Dir::new(&g.root, id)?;
     let r = dir.load()?;
-    let iso = isolator(g)?;
+    let iso = isolator(g, r.cgroup_parent.as_deref())?;
     let pids = iso
         .iso
         .pids(&r.group)
@@ -810,7 +848,7 @@ fn pause(g: &Global, id: &str, freeze: bool) -> Result<()> {
     let _lock = dir.lock()?;
     let mut r = dir.load()?;
     let status = dir.status(&r);
-    let iso = isolator(g)?;
+    let iso = isolator(g, r.cgroup_parent.as_deref())?;
     if freeze {
         if status != Status::Running {
             bail!("cannot pause container {id:?}: it is {}", status.as_str());
@@ -877,7 +915,7 @@ fn update(g: &Global, a: &UpdateArgs) -> Result<()> {
     if let Some(v) = a.blkio_weight {
         l.blkio_weight = Some(v).into();
     }
-    let iso = isolator(g)?;
+    let iso = isolator(g, r.cgroup_parent.as_deref())?;
     iso.iso
         .update(&r.group, &l)
         .with_context(|| format!("updating the limits of container {:?}", a.id))?;
@@ -988,7 +1026,8 @@ fn features() -> serde_json::Value {
 
 fn events(g: &Global, id: &str, once: bool, interval: Duration) -> Result<()> {
     let dir = Dir::new(&g.root, id)?;
-    let iso = isolator(g)?;
+    let first = dir.load()?;
+    let iso = isolator(g, first.cgroup_parent.as_deref())?;
     loop {
         let r = dir.load()?;
         if dir.status(&r) == Status::Stopped {
@@ -1041,6 +1080,25 @@ mod tests {
         );
         assert_eq!(group_name("c1", Some("/")), "c1");
         assert_eq!(group_name("cgroup.procs", None), "ctr-cgroup.procs");
+    }
+
+    #[test]
+    fn cgroups_paths_with_a_parent_are_literal() {
+        assert_eq!(
+            cgroup_place("c", Some("/a/b/c1")),
+            (Some("/a/b".into()), "c1".into())
+        );
+        assert_eq!(
+            cgroup_place("c", Some("testdir/cgrouptest/container")),
+            (Some("testdir/cgrouptest".into()), "container".into())
+        );
+        assert_eq!(cgroup_place("c", Some("/top")), (None, "top".into()));
+        assert_eq!(
+            cgroup_place("c", Some("system.slice:berth:c")),
+            (None, "system.slice-berth-c".into())
+        );
+        assert_eq!(cgroup_place("c", None), (None, "c".into()));
+        assert_eq!(cgroup_place("c", Some("/a/../b")), (None, "a-..-b".into()));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Record {
     pub annotations: HashMap<String, String>,
     /// The isolator group (named after `linux.cgroupsPath`, or the id).
     pub group: String,
+    /// The isolator's parent for this group, when `cgroupsPath` named one.
+    #[serde(default)]
+    pub cgroup_parent: Option<String>,
     #[serde(default)]
     pub paused: bool,
 }

@@ -112,7 +112,64 @@ fn send(fd: c_int, msg: Msg) {
     }
 }
 
+/// Set (in the parent, before `clone`) for processes nobody reads the status pipe of once
+/// they were started from another process (`CreateOptions::go_fifo`): their late failures
+/// then also go to their stderr, the only place the caller can see them.
+pub(crate) static REPORT_TO_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `berth-runtime: <what>: errno <n>` on fd 2, without allocating.
+fn report_stderr(what: &str, err: i32) {
+    if !REPORT_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut buf = [0u8; 160];
+    let mut n = 0;
+    let mut put = |b: &[u8], n: &mut usize| {
+        for &c in b {
+            if let Some(slot) = buf.get_mut(*n) {
+                *slot = c;
+                *n += 1;
+            }
+        }
+    };
+    put(b"berth-runtime: container process: ", &mut n);
+    put(what.as_bytes(), &mut n);
+    put(b": errno ", &mut n);
+    let mut digits = [0u8; 12];
+    let mut d = 0;
+    let mut v = err.max(0) as u32;
+    loop {
+        if let Some(slot) = digits.get_mut(d) {
+            *slot = b'0' + (v % 10) as u8;
+        }
+        d += 1;
+        v /= 10;
+        if v == 0 || d >= digits.len() {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        if let Some(&c) = digits.get(d) {
+            put(&[c], &mut n);
+        }
+    }
+    put(b"\n", &mut n);
+    // SAFETY: writes from a stack buffer to fd 2; a failed write only loses the report.
+    unsafe {
+        libc::write(2, buf.as_ptr().cast(), n.min(buf.len()));
+    }
+}
+
 fn fail(fd: c_int, stage: Stage, index: u32, err: i32) -> ! {
+    report_stderr(
+        crate::protocol::STAGES
+            .get(stage as usize)
+            .copied()
+            .unwrap_or("setup"),
+        err,
+    );
     send(
         fd,
         Msg {
@@ -703,6 +760,7 @@ fn exec(status: c_int, p: &ProcPlan) -> ! {
         }
     }
     let (msg, code) = search.report();
+    report_stderr("executing the command", msg.errno);
     send(status, msg);
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }

@@ -242,6 +242,7 @@ fn oci_device(d: &crate::DeviceNode) -> LinuxDevice {
     o.set_typ(match d.kind {
         DeviceType::Char => LinuxDeviceType::C,
         DeviceType::Block => LinuxDeviceType::B,
+        DeviceType::Fifo => LinuxDeviceType::P,
     });
     o.set_major(i64::from(d.major));
     o.set_minor(i64::from(d.minor));

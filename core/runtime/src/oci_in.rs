@@ -312,9 +312,10 @@ pub fn from_oci(spec: &Spec, bundle: &Path, id: &str) -> Result<OciContainer, Ru
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => DeviceType::Char,
             LinuxDeviceType::B => DeviceType::Block,
+            LinuxDeviceType::P => DeviceType::Fifo,
             other => {
                 return Err(invalid(format!(
-                    "linux.devices {}: type {other:?} is not supported (only c, u and b)",
+                    "linux.devices {}: type {other:?} is not supported (only c, u, b and p)",
                     d.path().display()
                 )))
             }

@@ -808,6 +808,7 @@ fn device_ops(d: &crate::DeviceNode) -> Result<Vec<Op>, RuntimeError> {
     let kind = match d.kind {
         crate::DeviceType::Char => libc::S_IFCHR,
         crate::DeviceType::Block => libc::S_IFBLK,
+        crate::DeviceType::Fifo => libc::S_IFIFO,
     };
     ops.push(Op::Mknod {
         dir,

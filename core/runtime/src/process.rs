@@ -391,6 +391,9 @@ pub fn create_with(
     let ops = plan::rootfs_ops(spec, sys, console.as_deref())?;
     let rootfs_c = plan::path_cstring(&rootfs)?;
     let (status_r, status_w) = pipe()?;
+    if opts.go_fifo.is_some() {
+        child::REPORT_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let (go_r, go_w) = match &opts.go_fifo {
         // Read-write: opening does not wait for a writer, and the child's own write end
         // means the creator's exit is no EOF.

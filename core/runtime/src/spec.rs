@@ -57,6 +57,8 @@ pub struct ContainerSpec {
 pub enum DeviceType {
     Char,
     Block,
+    /// A named pipe (OCI type `p`; major and minor are 0).
+    Fifo,
 }
 
 /// A device node to create in the container (OCI `linux.devices`).
