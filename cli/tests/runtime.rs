@@ -523,7 +523,8 @@ fn podman_runs_containers_with_berth_runtime() {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    struct Cleanup<'a>(&'a dyn Fn(&[&str]) -> (bool, String, String));
+    type Podman<'a> = &'a dyn Fn(&[&str]) -> (bool, String, String);
+    struct Cleanup<'a>(Podman<'a>);
     impl Drop for Cleanup<'_> {
         fn drop(&mut self) {
             (self.0)(&["rm", "--all", "--force"]);

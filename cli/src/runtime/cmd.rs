@@ -260,8 +260,15 @@ pub fn limits(r: &LinuxResources, log: Option<&Logger>) -> Result<Limits> {
         l.memory = m.limit().filter(|v| *v >= 0).into();
         l.memory_swap = m.swap().into();
         l.memory_reservation = m.reservation().filter(|v| *v >= 0).into();
-        if let (Some(log), true) = (log, m.kernel().is_some() || m.swappiness().is_some()) {
-            log.warn("linux.resources.memory: kernel and swappiness are not supported, ignored");
+        let unsupported = m.kernel().is_some()
+            || m.kernel_tcp().is_some()
+            || m.swappiness().is_some()
+            || m.disable_oom_killer().is_some();
+        if let (Some(log), true) = (log, unsupported) {
+            log.warn(
+                "linux.resources.memory: kernel, kernelTCP, swappiness and disableOOMKiller \
+                 are not supported by the isolator plugins, ignored",
+            );
         }
     }
     if let Some(c) = r.cpu() {
