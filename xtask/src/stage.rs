@@ -122,6 +122,8 @@ pub fn build_and_stage_with(build: Build) -> Result<PathBuf> {
         &out.join("berth-monitor"),
         &stage.join("lib/berth/berth-monitor"),
     )?;
+    // The OCI runtime with runc's command line (same package as `berth`).
+    copy(&out.join("berth-runtime"), &bin.join("berth-runtime"))?;
     // Helper programs of plugins (libexec style): the bridge's DNS responder.
     copy(&out.join("berth-dns"), &stage.join("lib/berth/berth-dns"))?;
     for p in PLUGINS {

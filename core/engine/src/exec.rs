@@ -156,7 +156,7 @@ pub(crate) fn exec_options(
 
 /// The `cgroup.procs` files of every hierarchy `pid` is in (below the mounts), so an exec'd
 /// process lands in the container's groups (v1 and v2 alike).
-fn cgroup_procs_of(pid: i32) -> Vec<std::path::PathBuf> {
+pub fn cgroup_procs_of(pid: i32) -> Vec<std::path::PathBuf> {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return Vec::new();
     };
