@@ -173,6 +173,8 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(cmd::network::VolumeCmd),
+    /// Answer the Docker Engine API on a unix socket (docker CLI, docker-compose, docker-py)
+    Serve(cmd::serve::ServeArgs),
     /// Internal: the detached supervisor of one container
     #[command(name = "__monitor", hide = true)]
     Monitor { id: String },

@@ -6,6 +6,7 @@ pub mod container;
 pub mod image;
 pub mod network;
 pub mod registry;
+pub mod serve;
 pub mod system;
 
 use crate::{Cli, Command};
@@ -56,5 +57,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Exec(a) => container::exec(g, a),
         Command::Cp(a) => container::cp(g, a),
         Command::Volume(c) => network::volume(g, c),
+        Command::Serve(a) => serve::serve(g, a),
     }
 }

@@ -17,12 +17,14 @@ pub mod health;
 pub mod host;
 pub mod images;
 pub mod lifecycle;
+pub mod log_tail;
 pub mod logs;
 pub mod parse;
 pub mod plugins;
 pub mod registry;
 pub(crate) mod rt;
 pub mod supervise;
+pub mod wait;
 
 use std::path::PathBuf;
 
