@@ -34,13 +34,13 @@ fn unsupported(field: &str) -> ApiError {
 }
 
 /// Fields of one JSON object, each taken once; what is left must be zero.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     prefix: &'a str,
     map: Map<String, Value>,
 }
 
 impl<'a> Fields<'a> {
-    fn new(prefix: &'a str, v: Option<Value>) -> Result<Fields<'a>, ApiError> {
+    pub(crate) fn new(prefix: &'a str, v: Option<Value>) -> Result<Fields<'a>, ApiError> {
         let map = match v {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
@@ -49,15 +49,15 @@ impl<'a> Fields<'a> {
         Ok(Fields { prefix, map })
     }
 
-    fn name(&self, k: &str) -> String {
+    pub(crate) fn name(&self, k: &str) -> String {
         format!("{}{k}", self.prefix)
     }
 
-    fn take(&mut self, k: &str) -> Option<Value> {
+    pub(crate) fn take(&mut self, k: &str) -> Option<Value> {
         self.map.remove(k).filter(|v| !v.is_null())
     }
 
-    fn string(&mut self, k: &str) -> Result<Option<String>, ApiError> {
+    pub(crate) fn string(&mut self, k: &str) -> Result<Option<String>, ApiError> {
         match self.take(k) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -66,7 +66,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn bool(&mut self, k: &str) -> Result<bool, ApiError> {
+    pub(crate) fn bool(&mut self, k: &str) -> Result<bool, ApiError> {
         match self.take(k) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(b),
@@ -74,7 +74,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn i64(&mut self, k: &str) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn i64(&mut self, k: &str) -> Result<Option<i64>, ApiError> {
         match self.take(k) {
             None => Ok(None),
             Some(v) => v
@@ -85,7 +85,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A string or an array of strings (Docker's `strslice`).
-    fn strings(&mut self, k: &str) -> Result<Option<Vec<String>>, ApiError> {
+    pub(crate) fn strings(&mut self, k: &str) -> Result<Option<Vec<String>>, ApiError> {
         match self.take(k) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(vec![s])),
@@ -101,7 +101,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn string_map(&mut self, k: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    pub(crate) fn string_map(&mut self, k: &str) -> Result<BTreeMap<String, String>, ApiError> {
         match self.take(k) {
             None => Ok(BTreeMap::new()),
             Some(Value::Object(m)) => m
@@ -116,7 +116,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Takes `k` if it holds one of `allowed` (or is empty).
-    fn one_of(&mut self, k: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn one_of(&mut self, k: &str, allowed: &[&str]) -> Result<(), ApiError> {
         match self.string(k)? {
             None => Ok(()),
             Some(s) if allowed.contains(&s.as_str()) => Ok(()),
@@ -128,14 +128,14 @@ impl<'a> Fields<'a> {
     }
 
     /// Drops fields berth accepts without acting on them (informational for dockerd too).
-    fn ignore(&mut self, keys: &[&str]) {
+    pub(crate) fn ignore(&mut self, keys: &[&str]) {
         for k in keys {
             self.map.remove(*k);
         }
     }
 
     /// Everything not taken must be zero.
-    fn finish(self) -> Result<(), ApiError> {
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
         let mut keys: Vec<&String> = self
             .map
             .iter()

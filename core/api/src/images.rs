@@ -16,8 +16,10 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 
+use berth_engine::{image_api::ListImagesOptions, Filters};
+
 use crate::{
-    containers::{parse_filters, qbool},
+    containers::{qbool, to_json},
     error::{ApiError, ApiResult},
     server::AppState,
     stream::{self, Sink},
@@ -56,15 +58,6 @@ fn unix_time(s: Option<String>) -> i64 {
         .unwrap_or(0)
 }
 
-fn image_in_use(engine: &Engine) -> ApiResult<std::collections::HashSet<String>> {
-    Ok(engine
-        .db()?
-        .list()?
-        .into_iter()
-        .map(|c| c.image_id)
-        .collect())
-}
-
 fn no_such_image(name: &str) -> impl FnOnce(berth_image::ImageError) -> ApiError + '_ {
     move |e| match e {
         berth_image::ImageError::NotFound(_) => {
@@ -74,29 +67,22 @@ fn no_such_image(name: &str) -> impl FnOnce(berth_image::ImageError) -> ApiError
     }
 }
 
-fn labels_of(img: &Image) -> Value {
-    json!(img
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.labels().clone())
-        .unwrap_or_default())
-}
-
-fn summary(img: &Image) -> Value {
-    let tags: Vec<String> = img.tags.iter().map(|t| t.familiar()).collect();
-    json!({
-        "Id": img.id,
-        "ParentId": "",
-        "RepoTags": if tags.is_empty() { json!(["<none>:<none>"]) } else { json!(tags) },
-        "RepoDigests": img.tags.iter().map(|t| format!("{}@{}", t.familiar_repository(), img.manifest_digest)).collect::<Vec<_>>(),
-        "Created": unix_time(img.created()),
-        "Size": img.size,
-        "VirtualSize": img.size,
-        "SharedSize": -1,
-        "Labels": labels_of(img),
-        "Containers": -1,
-    })
+/// An engine error with Docker's wording for a missing image.
+fn engine_image_err(name: &str) -> impl FnOnce(berth_engine::EngineError) -> ApiError + '_ {
+    move |e| {
+        let missing = match &e {
+            berth_engine::EngineError::NotFound(_) => true,
+            berth_engine::EngineError::Image(i) => {
+                matches!(**i, berth_image::ImageError::NotFound(_))
+            }
+            _ => false,
+        };
+        if missing {
+            ApiError::not_found(format!("No such image: {name}"))
+        } else {
+            e.into()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,102 +92,18 @@ pub struct ListQuery {
     digests: Option<String>,
 }
 
-fn image_filter(img: &Image, key: &str, v: &str) -> ApiResult<bool> {
-    Ok(match key {
-        "dangling" => (v == "true" || v == "1") == img.is_dangling(),
-        "reference" => img.tags.iter().any(|t| {
-            let f = t.familiar();
-            f == v
-                || t.familiar_repository() == v
-                || glob_match(v, &f)
-                || glob_match(v, t.familiar_repository())
-        }),
-        "label" => {
-            let labels = labels_of(img);
-            let (k, want) = match v.split_once('=') {
-                Some((k, w)) => (k, Some(w)),
-                None => (v, None),
-            };
-            labels
-                .get(k)
-                .and_then(Value::as_str)
-                .is_some_and(|x| want.is_none_or(|w| w == x))
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid filter {other:?}: berth supports dangling, reference, label"
-            )))
-        }
-    })
-}
-
-/// `*` and `?` wildcards (reference filters such as `busy*`).
-fn glob_match(pat: &str, s: &str) -> bool {
-    glob::Pattern::new(pat).is_ok_and(|p| p.matches(s))
-}
-
 pub async fn list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    st.blocking(move |engine| {
-        let filters = parse_filters(q.filters.as_deref())?;
-        let _ = (&q.all, &q.digests);
-        let mut list = engine.images()?.list()?;
-        list.sort_by_key(|x| std::cmp::Reverse(x.created()));
-        let mut out = Vec::new();
-        for img in &list {
-            let mut ok = true;
-            for (k, vals) in &filters {
-                let mut any = vals.is_empty();
-                for v in vals {
-                    any |= image_filter(img, k, v)?;
-                }
-                ok &= any;
-            }
-            if ok {
-                out.push(summary(img));
-            }
-        }
-        Ok(Json(Value::Array(out)))
-    })
-    .await
+    let o = ListImagesOptions {
+        all: qbool(&q.all),
+        filters: Filters::from_json(q.filters.as_deref().unwrap_or(""))?,
+    };
+    let _ = &q.digests;
+    st.blocking(move |engine| to_json(&engine.list_images(&o)?))
+        .await
 }
-
-fn inspect_json(engine: &Engine, img: &Image) -> ApiResult<Value> {
-    let store = engine.images()?;
-    let mut config = serde_json::to_value(img.config.config().clone().unwrap_or_default())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    if let (Some(c), Ok(Value::Object(extras))) = (
-        config.as_object_mut(),
-        serde_json::to_value(store.config_extras(img)?),
-    ) {
-        c.extend(extras);
-    }
-    let tags: Vec<String> = img.tags.iter().map(|t| t.familiar()).collect();
-    Ok(json!({
-        "Id": img.id,
-        "RepoTags": tags,
-        "RepoDigests": img.tags.iter().map(|t| format!("{}@{}", t.familiar_repository(), img.manifest_digest)).collect::<Vec<_>>(),
-        "Parent": "",
-        "Comment": "",
-        "Created": img.created().unwrap_or_default(),
-        "Container": "",
-        "DockerVersion": "",
-        "Author": img.config.author().clone().unwrap_or_default(),
-        "Config": config,
-        "Architecture": img.config.architecture().to_string(),
-        "Variant": img.config.variant().clone(),
-        "Os": img.config.os().to_string(),
-        "Size": img.size,
-        "VirtualSize": img.size,
-        "GraphDriver": {"Name": engine.plugins.active_name(berth_abi::PluginKind::Storage), "Data": null},
-        "RootFS": {"Type": "layers", "Layers": img.diff_ids()},
-        "Metadata": {"LastTagTime": ZERO_TIME},
-    }))
-}
-
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 fn history_json(img: &Image) -> Value {
     let mut hist = img.history();
@@ -253,10 +155,9 @@ pub async fn get_dispatch(
         "json" => {
             st.blocking(move |engine| {
                 let img = engine
-                    .images()?
-                    .resolve(&name)
-                    .map_err(no_such_image(&name))?;
-                Ok(Json(inspect_json(engine, &img)?).into_response())
+                    .inspect_image(&name)
+                    .map_err(engine_image_err(&name))?;
+                Ok(to_json(&img)?.into_response())
             })
             .await
         }
@@ -547,31 +448,12 @@ pub async fn remove(
         ));
     }
     st.blocking(move |engine| {
-        let used = image_in_use(engine)?;
-        let lines = engine
-            .images()?
-            .remove(
-                &name,
-                &|img: &Image| used.contains(&img.id),
-                qbool(&q.force),
-            )
-            .map_err(no_such_image(&name))?;
-        if let Err(e) = engine.gc_layers() {
-            tracing::warn!("removing unpacked layers: {e}");
-        }
-        Ok(Json(Value::Array(
-            lines.iter().map(|l| line_json(l)).collect(),
-        )))
+        let items = engine
+            .remove_image(&name, qbool(&q.force))
+            .map_err(engine_image_err(&name))?;
+        to_json(&items)
     })
     .await
-}
-
-/// `Untagged: x` / `Deleted: y` → Docker's `{"Untagged": x}` / `{"Deleted": y}`.
-fn line_json(l: &str) -> Value {
-    match l.split_once(": ") {
-        Some((k, v)) => json!({ k: v }),
-        None => json!({ "Deleted": l }),
-    }
 }
 
 #[derive(Deserialize)]
@@ -583,28 +465,11 @@ pub async fn prune(
     State(st): State<AppState>,
     Query(q): Query<PruneQuery>,
 ) -> ApiResult<Json<Value>> {
-    let filters = parse_filters(q.filters.as_deref())?;
-    let mut all = false;
-    for (k, v) in &filters {
-        match k.as_str() {
-            "dangling" => all = v.iter().any(|x| x == "false" || x == "0"),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter {other:?}: berth's image prune supports dangling"
-                )))
-            }
-        }
-    }
-    st.blocking(move |engine| {
-        let used = image_in_use(engine)?;
-        let lines = engine.images()?.prune(all, &|img: &Image| used.contains(&img.id))?;
-        engine.gc_layers()?;
-        Ok(Json(json!({
-            "ImagesDeleted": if lines.is_empty() { Value::Null } else { Value::Array(lines.iter().map(|l| line_json(l)).collect()) },
-            "SpaceReclaimed": 0,
-        })))
-    })
-    .await
+    let filters = Filters::from_json(q.filters.as_deref().unwrap_or(""))?;
+    filters.validate(&["dangling"])?;
+    let all = filters.bool_value("dangling")? == Some(false);
+    st.blocking(move |engine| to_json(&engine.prune_images(all)?))
+        .await
 }
 
 /// Build progress as the legacy builder's JSON lines.
@@ -791,17 +656,5 @@ mod tests {
         let m = json_map("buildargs", one(&p, "buildargs")).unwrap();
         assert_eq!(m["X"], "1");
         assert!(json_map("labels", Some("[")).is_err());
-    }
-
-    #[test]
-    fn removal_lines() {
-        assert_eq!(
-            line_json("Untagged: busybox:latest"),
-            json!({"Untagged": "busybox:latest"})
-        );
-        assert_eq!(
-            line_json("Deleted: sha256:ab"),
-            json!({"Deleted": "sha256:ab"})
-        );
     }
 }

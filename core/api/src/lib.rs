@@ -16,6 +16,7 @@ mod containers;
 mod create_map;
 mod error;
 mod images;
+mod netvol;
 mod server;
 mod stream;
 mod system;

@@ -17,7 +17,7 @@ use axum::{
 use berth_engine::Engine;
 use tower::Layer;
 
-use crate::{containers, error::ApiError, images, system, MIN_API_VERSION};
+use crate::{containers, error::ApiError, images, netvol, system, MIN_API_VERSION};
 
 /// Where `berth serve` listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +197,25 @@ pub(crate) fn router(state: AppState) -> Router {
                 .delete(images::remove),
         )
         .route("/build", post(images::build))
+        .route("/networks", get(netvol::network_list))
+        .route("/networks/create", post(netvol::network_create))
+        .route("/networks/prune", post(netvol::network_prune))
+        .route(
+            "/networks/{id}",
+            get(netvol::network_inspect).delete(netvol::network_remove),
+        )
+        .route("/networks/{id}/connect", post(netvol::network_connect))
+        .route(
+            "/networks/{id}/disconnect",
+            post(netvol::network_disconnect),
+        )
+        .route("/volumes", get(netvol::volume_list))
+        .route("/volumes/create", post(netvol::volume_create))
+        .route("/volumes/prune", post(netvol::volume_prune))
+        .route(
+            "/volumes/{name}",
+            get(netvol::volume_inspect).delete(netvol::volume_remove),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(check_version))
         .with_state(state)
