@@ -530,7 +530,14 @@ pub(crate) fn create_options(body: Value, name: Option<String>) -> Result<Create
             ));
         }
         for (net, ep) in eps {
+            // The docker CLI names the default network `default`, as in NetworkMode.
+            let net = if net == "default" {
+                "bridge".to_string()
+            } else {
+                net
+            };
             match o.network.as_deref() {
+                None if net == "bridge" => {}
                 None => o.network = Some(net.clone()),
                 Some(m) if m == net => {}
                 Some(m) => {

@@ -39,8 +39,8 @@ pub(crate) mod rt;
 pub mod stats;
 pub mod supervise;
 pub mod template;
-pub mod wait;
 pub mod volumes;
+pub mod wait;
 
 /// The Docker Engine API's types (bollard-stubs), as every frontend should use them.
 pub use bollard_stubs::models;
