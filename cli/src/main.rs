@@ -178,6 +178,8 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(cmd::network::VolumeCmd),
+    /// Answer the Docker Engine API on a unix socket (docker CLI, docker-compose, docker-py)
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn init_tracing(level: Option<&str>) {

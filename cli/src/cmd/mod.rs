@@ -8,6 +8,7 @@ pub mod events;
 pub mod image;
 pub mod network;
 pub mod registry;
+pub mod serve;
 pub mod system;
 
 use crate::{Cli, Command};
@@ -59,5 +60,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Events(a) => events::events(g, a),
         Command::Attach(a) => attach::attach(g, a),
         Command::Volume(c) => network::volume(g, c),
+        Command::Serve(a) => serve::serve(g, a),
     }
 }

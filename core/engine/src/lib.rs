@@ -30,6 +30,7 @@ pub mod image_api;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
+pub mod log_tail;
 pub mod logs;
 pub mod networks;
 pub mod parse;
@@ -41,6 +42,7 @@ pub mod stats;
 pub mod supervise;
 pub mod template;
 pub mod volumes;
+pub mod wait;
 
 /// The Docker Engine API's types (bollard-stubs), as every frontend should use them.
 pub use bollard_stubs::models;

@@ -16,7 +16,7 @@ use crate::{
     Engine, EngineError,
 };
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
@@ -406,6 +406,11 @@ impl Engine {
             }
         }
         tracing::debug!(container = %rec.short_id(), "snapshot removed");
+        // For API clients waiting for the removal (`wait?condition=removed`).
+        if !rec.started_at.is_empty() {
+            let last = self.db()?.get(id)?.unwrap_or_else(|| rec.clone());
+            self.write_exit_note(&last);
+        }
         let dir = self.container_dir(id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
