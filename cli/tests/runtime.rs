@@ -502,7 +502,14 @@ fn podman_runs_containers_with_berth_runtime() {
     .unwrap();
     let proot = rt.dir.join("podman-root");
     let prun = rt.dir.join("podman-run");
+    // podman puts conmon in `<cgroup parent>/conmon` (cgroupfs manager): a parent of this
+    // test's own, removed at the end, instead of the host-wide default `/libpod_parent`.
+    let cgroup_parent = format!("/bt-rt-podman-{}", std::process::id());
     let podman = |args: &[&str]| {
+        let mut args: Vec<&str> = args.to_vec();
+        if args.first() == Some(&"run") {
+            args.splice(1..1, ["--cgroup-parent", cgroup_parent.as_str()]);
+        }
         let o = Command::new("podman")
             .env("CONTAINERS_CONF", &conf)
             .arg("--root")
@@ -513,7 +520,7 @@ fn podman_runs_containers_with_berth_runtime() {
             .arg(&rt.wrapper)
             .arg("--storage-driver")
             .arg("vfs")
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -524,14 +531,28 @@ fn podman_runs_containers_with_berth_runtime() {
         )
     };
     type Podman<'a> = &'a dyn Fn(&[&str]) -> (bool, String, String);
-    struct Cleanup<'a>(Podman<'a>);
+    struct Cleanup<'a>(Podman<'a>, String);
     impl Drop for Cleanup<'_> {
         fn drop(&mut self) {
             (self.0)(&["rm", "--all", "--force"]);
             (self.0)(&["system", "reset", "--force"]);
+            // The cgroups podman made below this test's parent, deepest first.
+            if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+                for h in hierarchies.flatten() {
+                    let parent = h.path().join(self.1.trim_start_matches('/'));
+                    if let Ok(children) = std::fs::read_dir(&parent) {
+                        for c in children.flatten() {
+                            if c.path().is_dir() {
+                                let _ = std::fs::remove_dir(c.path());
+                            }
+                        }
+                    }
+                    let _ = std::fs::remove_dir(&parent);
+                }
+            }
         }
     }
-    let _c = Cleanup(&podman);
+    let _c = Cleanup(&podman, cgroup_parent.clone());
     let (ok, _, err) = podman(&["import", tar.to_str().unwrap(), "bt-rt-busybox"]);
     assert!(ok, "{err}");
     let (ok, out, err) = podman(&[
