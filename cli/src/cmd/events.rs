@@ -61,9 +61,10 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> anyhow::Result<u8> {
     // A Go template is parsed once, before the first event.
     let template = match a.format.as_deref().map(str::trim) {
         None | Some("") | Some("json") => None,
-        Some(f) => Some(berth_engine::template::Template::parse(f).map_err(|e| {
-            anyhow::anyhow!("template parsing error in --format {f:?}: {e}")
-        })?),
+        Some(f) => Some(
+            berth_engine::template::Template::parse(f)
+                .map_err(|e| anyhow::anyhow!("template parsing error in --format {f:?}: {e}"))?,
+        ),
     };
     let stream = engine.events(&opts)?;
     let stdout = std::io::stdout();

@@ -360,7 +360,13 @@ impl Engine {
             .map_err(|e| EngineError::plugin(format!("removing network {name}"), e))?;
         let id = n.id.unwrap_or_default();
         let _ = std::fs::remove_file(self.netmeta_path(&id));
-        self.emit_named("network", "destroy", &id, &name, &[("type", "bridge".into())]);
+        self.emit_named(
+            "network",
+            "destroy",
+            &id,
+            &name,
+            &[("type", "bridge".into())],
+        );
         Ok(())
     }
 
