@@ -23,10 +23,10 @@ fn lifecycle(c: &mut Criterion) {
         }
     };
     let limits = Limits {
-        memory: Some(256 << 20).into(),
-        pids: Some(100).into(),
-        cpu_quota: Some(50_000).into(),
-        cpu_period: Some(100_000).into(),
+        memory: Some(256 << 20),
+        pids: Some(100),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
         ..Default::default()
     };
     let mut n = 0u64;

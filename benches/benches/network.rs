@@ -40,10 +40,10 @@ impl Fixture {
         );
         let path = dir.path().to_str().expect("utf-8 tempdir").to_string();
         let ctx = PluginContext {
-            state_dir: path.clone().into(),
-            run_dir: path.clone().into(),
-            config_json: cfg.into(),
-            root_dir: path.into(),
+            state_dir: path.clone(),
+            run_dir: path.clone(),
+            config_json: cfg,
+            root_dir: path,
         };
         let b = Bridge::new(&ctx).expect("plugin constructor");
         let st = Command::new("ip").args(["netns", "add", &ns]).status();
@@ -74,7 +74,7 @@ impl Fixture {
             ifname: "eth0".into(),
             static_ip: None,
             aliases: Vec::new(),
-            ports: ports.into(),
+            ports,
         }
     }
 

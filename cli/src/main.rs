@@ -1,6 +1,7 @@
 //! `berth`: build, run and manage containers, the Docker way.
 
 mod cmd;
+mod format;
 mod table;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -120,6 +121,8 @@ pub enum Command {
     Run(cmd::container::CreateArgs),
     /// Create a container without starting it
     Create(cmd::container::CreateArgs),
+    /// Attach to a running container's input and output (detach: Ctrl-P Ctrl-Q)
+    Attach(cmd::attach::AttachArgs),
     /// Start stopped containers
     Start(cmd::container::StartArgs),
     /// Stop running containers (stop signal, then SIGKILL after -t seconds)
@@ -136,7 +139,7 @@ pub enum Command {
     Logs(cmd::container::LogsArgs),
     /// Block until containers stop, then print their exit codes
     Wait(cmd::container::WaitArgs),
-    /// Display detailed information on containers
+    /// Display detailed information on containers, images, networks or volumes
     Inspect(cmd::container::InspectArgs),
     /// Display the running processes of a container
     Top(cmd::container::TopArgs),
@@ -164,6 +167,8 @@ pub enum Command {
     Cp(cmd::container::CpArgs),
     /// Run a command in a running container
     Exec(cmd::container::ExecArgs),
+    /// Get real-time events (follows the events journal; --since/--until for past ones)
+    Events(cmd::events::EventsArgs),
     /// Disk usage and cleanup
     #[command(subcommand)]
     System(cmd::system::SystemCmd),
@@ -173,9 +178,8 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(cmd::network::VolumeCmd),
-    /// Internal: the detached supervisor of one container
-    #[command(name = "__monitor", hide = true)]
-    Monitor { id: String },
+    /// Answer the Docker Engine API on a unix socket (docker CLI, docker-compose, docker-py)
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn init_tracing(level: Option<&str>) {

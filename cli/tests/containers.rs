@@ -1500,7 +1500,7 @@ fn words_after_the_image_belong_to_the_command() {
     ]);
     assert_eq!(out.trim(), "hi");
     let id = env.ok(&["create", "--network", "none", "busybox", "-c", "x"]);
-    let cmd = env.ok(&["inspect", "-f", ".Config.Cmd", id.trim()]);
+    let cmd = env.ok(&["inspect", "-f", "{{json .Config.Cmd}}", id.trim()]);
     assert!(cmd.contains(r#""-c""#) && cmd.contains(r#""x""#), "{cmd}");
     env.ok(&["rm", id.trim()]);
     let o = env.run(&["run", "--rm", "--no-such-flag", "busybox", "true"]);

@@ -306,8 +306,34 @@ fn measure(b: &Bench, n: usize) -> Result<Vec<Row>> {
         "run --rm true (no network) vs runc run",
         berth_none.clone(),
         "runc",
-        runc,
+        runc.clone(),
         "runc of an equivalent bundle",
+    ));
+    // berth-runtime (the OCI runtime CLI) on runc's very bundle.
+    let rt_bin = b.berth.with_file_name("berth-runtime");
+    let bundle = b.dir.join("bundle");
+    let rt = if !rt_bin.exists() {
+        Err(format!("{} is not staged", rt_bin.display()))
+    } else if !bundle.join("config.json").exists() {
+        Err("no bundle (runc spec failed)".to_string())
+    } else {
+        time(n, |i| {
+            let mut c = Command::new(&rt_bin);
+            c.arg("--root")
+                .arg(b.dir.join("rt-state"))
+                .env("BERTH_CONFIG", &b.config)
+                .args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(format!("bt-bench-rt-{i}"));
+            quiet(c)
+        })
+    };
+    rows.push(row(
+        "berth-runtime run vs runc run (same bundle)",
+        rt,
+        "runc",
+        runc,
+        "both OCI runtimes on runc's `runc spec` bundle running `true`",
     ));
 
     let podman_ok = which("podman").is_some()

@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: project automation that needs more than one cargo command.
 //!
 //! * `build [--release]` — builds the CLI and every first-party plugin and stages a
-//!   ready-to-run tree in `target/stage/{debug,release}`: `bin/berth`,
+//!   ready-to-run tree in `target/stage/{debug,release}`: `bin/berth`, `bin/berth-runtime`,
 //!   `lib/berth/plugins/*.so`, `etc/berth/berth.toml`. The staged binary finds its plugins
 //!   next to itself, so it works without extra flags.
 //! * `test` — builds and stages (debug), then runs every test of the workspace with

@@ -81,7 +81,10 @@ pub fn build_and_stage_with(build: Build) -> Result<PathBuf> {
     match build {
         Build::AllTargets => args.extend(["--workspace".into(), "--all-targets".into()]),
         Build::Stage { .. } => {
-            for p in ["berth-cli", "berth-bridge-dns"].iter().chain(PLUGINS) {
+            for p in ["berth-cli", "berth-bridge-dns", "berth-monitor"]
+                .iter()
+                .chain(PLUGINS)
+            {
                 args.extend(["-p".into(), p.to_string()]);
             }
         }
@@ -113,6 +116,13 @@ pub fn build_and_stage_with(build: Build) -> Result<PathBuf> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     copy(&out.join("berth"), &bin.join("berth"))?;
+    // The per-container monitor every detached container runs under.
+    copy(
+        &out.join("berth-monitor"),
+        &stage.join("lib/berth/berth-monitor"),
+    )?;
+    // The OCI runtime with runc's command line (same package as `berth`).
+    copy(&out.join("berth-runtime"), &bin.join("berth-runtime"))?;
     // Helper programs of plugins (libexec style): the bridge's DNS responder.
     copy(&out.join("berth-dns"), &stage.join("lib/berth/berth-dns"))?;
     for p in PLUGINS {

@@ -6,18 +6,24 @@ use std::{collections::BTreeMap, io::Write, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use berth_engine::{
-    container::{ContainerRecord, LimitsConfig, State},
+    container::{ContainerRecord, LimitsConfig},
     create::CreateOptions,
-    health::{Health, HealthOptions},
+    health::HealthOptions,
+    inspect::{Inspected, ListContainersOptions, ObjectKind},
     logs::{read_from, read_log, LogOptions},
-    parse,
+    models, parse,
+    stats::StatsSummary,
     supervise::IoMode,
-    Engine,
+    Engine, Filters,
 };
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::{table::Table, GlobalOpts};
+use crate::{
+    format::{ellipsis, go_quote, print_inspect, Format},
+    table::Table,
+    GlobalOpts,
+};
 
 /// Resource flags shared by `run`, `create` and `update`.
 #[derive(Args, Debug, Clone, Default)]
@@ -108,6 +114,9 @@ pub struct CreateArgs {
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Override the key sequence for detaching (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -384,12 +393,26 @@ fn engine(g: &GlobalOpts) -> anyhow::Result<Engine> {
 /// Exit code 125 for an engine error, like Docker.
 pub fn run(g: &GlobalOpts, a: CreateArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
+    if let Some(k) = &a.detach_keys {
+        berth_engine::attach::DetachKeys::parse(k)?;
+    }
     let opts = a.options()?;
     let rec = engine.create(&opts)?;
     if a.detach {
         engine.start_detached(&rec)?;
         println!("{}", rec.id);
         return Ok(0);
+    }
+    // A terminal session (or one that may be detached from) runs under the container's
+    // monitor with us attached, so the detach keys leave it running.
+    if a.tty || a.detach_keys.is_some() {
+        let attach = berth_engine::attach::AttachOptions {
+            stdin: a.interactive,
+            close_stdin: true,
+            detach_keys: a.detach_keys.clone(),
+            ..Default::default()
+        };
+        return super::attach::session(&engine, &rec, &attach, super::attach::Session::Start, true);
     }
     let info = engine.supervise(&rec, IoMode::Foreground, None)?;
     if let Some(e) = &info.error {
@@ -411,18 +434,41 @@ pub struct StartArgs {
     /// Attach STDOUT/STDERR and wait for the exit
     #[arg(short, long)]
     pub attach: bool,
+    /// Attach the container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
 pub fn start(g: &GlobalOpts, a: StartArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
+    if let Some(k) = &a.detach_keys {
+        berth_engine::attach::DetachKeys::parse(k)?;
+    }
+    if (a.attach || a.interactive) && a.containers.len() > 1 {
+        bail!("you cannot start and attach multiple containers at once");
+    }
     let mut code = 0;
     for c in &a.containers {
         let rec = engine.db()?.resolve(c)?;
-        if a.attach {
-            let info = engine.supervise(&rec, IoMode::Foreground, None)?;
-            code = info.code.clamp(0, 255) as u8;
+        if a.attach || a.interactive {
+            let attach = berth_engine::attach::AttachOptions {
+                stdin: a.interactive && rec.config.interactive,
+                close_stdin: true,
+                detach_keys: a.detach_keys.clone(),
+                ..Default::default()
+            };
+            code = super::attach::session(
+                &engine,
+                &rec,
+                &attach,
+                super::attach::Session::Start,
+                true,
+            )?;
         } else {
             engine.start_detached(&rec)?;
             println!("{c}");
@@ -517,7 +563,7 @@ pub fn rm(g: &GlobalOpts, a: RmArgs) -> anyhow::Result<u8> {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  berth ps\n  berth ps -a --format json\n  berth ps -q --filter status=exited"
+    after_help = "Examples:\n  berth ps\n  berth ps -a --format json\n  berth ps -q --filter status=exited\n  berth ps --format 'table {{.Names}}\\t{{.Status}}'"
 )]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
@@ -529,76 +575,88 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: name=, id=, status=, ancestor=, label=
+    /// Filter (KEY=VALUE): id, name, label, status, exited, ancestor, before, since,
+    /// network, volume, publish, expose, health, is-task
     #[arg(short, long)]
     pub filter: Vec<String>,
-    /// Output format: table or json (one object per line)
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Output: table, json (one object per line), or a Go template ('table {{.ID}}\t{{.Names}}')
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show the n last created containers (all states)
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<usize>,
     /// Show only the latest created container
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
 }
 
-fn matches_filter(engine: &Engine, c: &ContainerRecord, f: &str) -> anyhow::Result<bool> {
-    let (k, v) = f
-        .split_once('=')
-        .with_context(|| format!("invalid filter {f:?}: expected KEY=VALUE"))?;
-    Ok(match k {
-        "name" => c.name.contains(v),
-        "id" => c.id.starts_with(v),
-        "status" => c.state.as_str() == v,
-        "ancestor" => c.image == v || c.image_id.contains(v),
-        "label" => {
-            let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
-            c.config
-                .labels
-                .get(lk)
-                .is_some_and(|x| lv.is_empty() || x == lv)
-        }
-        "exited" => c.state == State::Exited && c.exit_code.to_string() == v,
-        // Docker's values: starting, healthy, unhealthy, none (no check running).
-        "health" => {
-            let h = Health::load(&engine.container_dir(&c.id))
-                .filter(|_| c.state == State::Running)
-                .map(|h| serde_json::to_value(h.status).unwrap_or_default());
-            match h {
-                Some(serde_json::Value::String(s)) => s == v,
-                _ => v == "none",
-            }
-        }
-        other => {
-            bail!("invalid filter {other:?} (name, id, status, ancestor, label, exited, health)")
-        }
-    })
-}
-
-pub fn ports_string(c: &ContainerRecord) -> String {
+/// `ps`'s PORTS column: `0.0.0.0:8080->80/tcp, …`.
+pub fn ports_string(c: &models::ContainerSummary) -> String {
     let mut out = Vec::new();
-    for n in &c.network.networks {
-        for p in &n.ports {
-            let ip = if p.host_ip.is_empty() {
-                "0.0.0.0"
-            } else {
-                p.host_ip.as_str()
-            };
-            out.push(format!(
-                "{ip}:{}->{}/{}",
-                p.host_port, p.container_port, p.protocol
-            ));
+    for p in c.ports.iter().flatten() {
+        let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+        match p.public_port {
+            Some(pp) => out.push(format!(
+                "{}:{pp}->{}/{proto}",
+                p.ip.as_deref().unwrap_or("0.0.0.0"),
+                p.private_port
+            )),
+            None => out.push(format!("{}/{proto}", p.private_port)),
         }
     }
     out.join(", ")
 }
 
+/// Docker's field names of `ps --format` and their column headers.
+const PS_FIELDS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
+/// `key=value,…` of a label map, sorted.
+pub fn labels_string(labels: Option<&std::collections::HashMap<String, String>>) -> String {
+    let mut v: Vec<String> = labels
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    v.sort();
+    v.join(",")
+}
+
+/// `Go time.Time` as Docker prints `CreatedAt`: `2026-12-02 13:00:00 +0000 UTC`.
+pub fn docker_time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default()
+}
+
 pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
+    let format = Format::parse(a.format.as_deref())?;
     let now = chrono::Utc::now();
-    let mut list = engine.db()?.list()?;
-    if a.latest {
-        list.truncate(1);
-    }
-    let mut t = Table::new(&[
+    let list = engine.list_containers(&ListContainersOptions {
+        all: a.all,
+        limit: if a.latest { Some(1) } else { a.last },
+        size: a.size,
+        filters: Filters::from_cli(&a.filter)?,
+    })?;
+    let mut headers = vec![
         "CONTAINER ID",
         "IMAGE",
         "COMMAND",
@@ -606,64 +664,100 @@ pub fn ps(g: &GlobalOpts, a: PsArgs) -> anyhow::Result<u8> {
         "STATUS",
         "PORTS",
         "NAMES",
-    ]);
-    for c in list {
-        if !a.all && !a.latest && !c.state.is_live() {
-            continue;
-        }
-        let mut ok = true;
-        for f in &a.filter {
-            ok &= matches_filter(&engine, &c, f)?;
-        }
-        if !ok {
-            continue;
-        }
+    ];
+    if a.size {
+        headers.push("SIZE");
+    }
+    let mut t = Table::new(&headers);
+    let mut rows = Vec::new();
+    for c in &list {
+        let full_id = c.id.clone().unwrap_or_default();
         let id = if a.no_trunc {
-            c.id.clone()
+            full_id.clone()
         } else {
-            c.short_id().to_string()
+            full_id.chars().take(12).collect()
         };
         if a.quiet {
             println!("{id}");
             continue;
         }
-        let cmd = c.config.args.join(" ");
-        let cmd = if a.no_trunc || cmd.chars().count() <= 20 {
-            format!("\"{cmd}\"")
+        let command = c.command.clone().unwrap_or_default();
+        let command = go_quote(&if a.no_trunc {
+            command
         } else {
-            format!("\"{}…\"", cmd.chars().take(19).collect::<String>())
-        };
-        let created = chrono::DateTime::parse_from_rfc3339(&c.created)
+            ellipsis(&command, 20)
+        });
+        let created = c.created.unwrap_or(0);
+        let running_for = chrono::DateTime::from_timestamp(created, 0)
             .map(|t| {
                 format!(
                     "{} ago",
-                    berth_engine::container::human_duration(
-                        now.signed_duration_since(t.with_timezone(&chrono::Utc))
-                    )
+                    berth_engine::container::human_duration(now.signed_duration_since(t))
                 )
             })
             .unwrap_or_default();
-        if a.format == "json" {
-            println!(
-                "{}",
-                json!({"ID": id, "Image": c.image, "Command": c.config.args.join(" "), "CreatedAt": c.created,
-                       "RunningFor": created, "State": c.state.as_str(), "Status": status_text(&engine, &c, now),
-                       "Ports": ports_string(&c), "Names": c.name, "Labels": c.config.labels})
-            );
+        let names = c
+            .names
+            .iter()
+            .flatten()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let status = c.status.clone().unwrap_or_default();
+        let size = c
+            .size_rw
+            .map(|s| crate::cmd::image::human_size(s.max(0) as u64))
+            .unwrap_or_default();
+        if format.is_table() {
+            let mut row = vec![
+                id,
+                c.image.clone().unwrap_or_default(),
+                command,
+                running_for,
+                status,
+                ports_string(c),
+                names,
+            ];
+            if a.size {
+                row.push(size);
+            }
+            t.row(row);
             continue;
         }
-        t.row(vec![
-            id,
-            c.image.clone(),
-            cmd,
-            created,
-            status_text(&engine, &c, now),
-            ports_string(&c),
-            c.name.clone(),
-        ]);
+        let mounts: Vec<String> = c
+            .mounts
+            .iter()
+            .flatten()
+            .map(|m| {
+                m.name
+                    .clone()
+                    .or_else(|| m.source.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut networks: Vec<String> = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .map(|n| n.keys().cloned().collect())
+            .unwrap_or_default();
+        networks.sort();
+        rows.push(json!({
+            "ID": id, "Image": c.image, "Command": command, "CreatedAt": docker_time(created),
+            "RunningFor": running_for, "Ports": ports_string(c),
+            "State": c.state.map(|s| s.to_string()).unwrap_or_default(), "Status": status,
+            "Size": size, "Names": names, "Labels": labels_string(c.labels.as_ref()),
+            "Mounts": mounts.join(","), "Networks": networks.join(","),
+            "LocalVolumes": c.mounts.iter().flatten().filter(|m| m.typ == Some(berth_engine::models::MountPointTypeEnum::VOLUME)).count().to_string(),
+        }));
     }
-    if !a.quiet && a.format != "json" {
+    if a.quiet {
+        return Ok(0);
+    }
+    if format.is_table() {
         t.print();
+    } else {
+        format.print(&rows, PS_FIELDS)?;
     }
     Ok(0)
 }
@@ -826,146 +920,84 @@ pub fn update(g: &GlobalOpts, a: UpdateArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  berth inspect web\n  berth inspect -f '{{.State.Status}}' web\n  berth inspect --type image -f '{{json .Config.Env}}' busybox"
+)]
 pub struct InspectArgs {
-    /// Output format: json (default) or a field path like .State.Status
+    /// Format the output with a Go template (e.g. '{{.State.Status}}', '{{json .Config}}')
     #[arg(short, long)]
     pub format: Option<String>,
+    /// Only this kind of object: container, image, network or volume
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short, long)]
+    pub size: bool,
     #[arg(required = true)]
-    pub containers: Vec<String>,
+    pub names: Vec<String>,
 }
 
-/// `ps`'s STATUS: Docker's wording, with the health while the container runs.
-fn status_text(engine: &Engine, c: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> String {
-    let s = c.status_line(now);
-    match Health::load(&engine.container_dir(&c.id)) {
-        Some(h) if c.state == State::Running => format!("{s} {}", h.status.ps_suffix()),
-        _ => s,
-    }
-}
+/// Fields a Go template may ask for although Docker leaves them out when empty (a missing
+/// key is an error, `null` prints `<nil>`, as Docker's typed structs do).
+const NULLABLE: &[(&str, &str)] = &[
+    ("State", "Health"),
+    ("Config", "Healthcheck"),
+    ("Config", "ExposedPorts"),
+    ("Config", "Cmd"),
+    ("Config", "Entrypoint"),
+    ("Config", "Volumes"),
+    ("Config", "OnBuild"),
+    ("Config", "StopSignal"),
+    ("Config", "StopTimeout"),
+    ("Config", "Shell"),
+    ("HostConfig", "Tmpfs"),
+    ("HostConfig", "PidsLimit"),
+];
 
-pub fn container_json(engine: &Engine, c: &ContainerRecord) -> serde_json::Value {
-    let oci = std::fs::read(engine.container_dir(&c.id).join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    json!({
-        "Id": c.id,
-        "Name": format!("/{}", c.name),
-        "Created": c.created,
-        "Path": c.config.args.first(),
-        "Args": c.config.args.iter().skip(1).collect::<Vec<_>>(),
-        "Image": c.image_id,
-        "ImageName": c.image,
-        "RestartCount": c.restart_count,
-        "State": {
-            "Status": c.state.as_str(),
-            "Running": c.state.is_live(),
-            "Paused": c.state == State::Paused,
-            "Restarting": c.state == State::Restarting,
-            "OOMKilled": c.oom_killed,
-            "Dead": c.state == State::Dead,
-            "Pid": c.pid,
-            "ExitCode": c.exit_code,
-            "Error": c.error,
-            "StartedAt": c.started_at,
-            "FinishedAt": c.finished_at,
-            "Health": Health::load(&engine.container_dir(&c.id)),
-        },
-        "Config": {
-            "Hostname": c.config.hostname,
-            "User": c.config.user,
-            "Env": c.config.env,
-            "Cmd": c.config.cmd,
-            "Entrypoint": c.config.entrypoint,
-            "WorkingDir": c.config.cwd,
-            "Tty": c.config.tty,
-            "OpenStdin": c.config.interactive,
-            "Image": c.image,
-            "Labels": c.config.labels,
-            "ExposedPorts": c.config.exposed_ports,
-            "StopSignal": c.config.stop_signal,
-            "Healthcheck": c.config.healthcheck,
-        },
-        "HostConfig": {
-            "NetworkMode": c.config.network,
-            "RestartPolicy": c.config.restart,
-            "AutoRemove": c.config.auto_remove,
-            "Privileged": c.config.privileged,
-            "Devices": c.config.devices.iter().map(|d| serde_json::json!({
-                "PathOnHost": d.host_path,
-                "PathInContainer": d.container_path,
-                "CgroupPermissions": d.permissions,
-            })).collect::<Vec<_>>(),
-            "DeviceCgroupRules": c.config.device_cgroup_rules,
-            "ReadonlyRootfs": c.config.readonly_rootfs,
-            "CapAdd": c.config.cap_add,
-            "CapDrop": c.config.cap_drop,
-            "Init": c.config.init,
-            "Memory": c.config.limits.memory.unwrap_or(0),
-            "MemorySwap": c.config.limits.memory_swap.unwrap_or(0),
-            "MemoryReservation": c.config.limits.memory_reservation.unwrap_or(0),
-            "NanoCpus": c.config.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
-            "CpuShares": c.config.limits.cpu_shares.unwrap_or(0),
-            "CpusetCpus": c.config.limits.cpuset_cpus,
-            "PidsLimit": c.config.limits.pids,
-            "BlkioWeight": c.config.limits.blkio_weight.unwrap_or(0),
-            "PortBindings": c.config.ports,
-        },
-        "Mounts": c.config.mounts.iter().map(|m| json!({
-            "Type": m.kind, "Source": m.source, "Destination": m.destination, "RW": !m.read_only,
-        })).collect::<Vec<_>>(),
-        "NetworkSettings": {
-            "Networks": c.network.networks.iter().map(|n| (n.network.clone(), json!({
-                "IPAddress": n.ip, "IPPrefixLen": n.prefix_len, "Gateway": n.gateway, "MacAddress": n.mac,
-            }))).collect::<serde_json::Map<_, _>>(),
-            "Ports": c.network.networks.iter().flat_map(|n| n.ports.clone()).collect::<Vec<_>>(),
-            "IPAddress": c.network.networks.first().map(|n| n.ip.clone()).unwrap_or_default(),
-        },
-        "StorageDriver": c.config.storage_driver,
-        "OCIConfig": oci,
-    })
-}
-
-/// `--format .State.Status`-style field access (a Go-template subset: `{{.A.B}}` or `.A.B`).
-pub fn format_field(v: &serde_json::Value, fmt: &str) -> String {
-    let path = fmt
-        .trim()
-        .trim_start_matches("{{")
-        .trim_end_matches("}}")
-        .trim();
-    if path == "json ." || path == "json" {
-        return v.to_string();
+/// An inspected object as JSON for printing and templates.
+pub fn inspect_json(v: &impl serde::Serialize) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(v)?;
+    for (outer, key) in NULLABLE {
+        if let Some(o) = v.get_mut(*outer).and_then(|o| o.as_object_mut()) {
+            o.entry(key.to_string()).or_insert(serde_json::Value::Null);
+        }
     }
-    let mut cur = v;
-    for p in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-    {
-        cur = cur.get(p).unwrap_or(&serde_json::Value::Null);
-    }
-    match cur {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "<no value>".into(),
-        other => other.to_string(),
-    }
+    Ok(v)
 }
 
 pub fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
-    let mut out = Vec::new();
-    for c in &a.containers {
-        let rec = engine.db()?.resolve(c)?;
-        let v = container_json(&engine, &rec);
-        if let Some(f) = &a.format {
-            println!("{}", format_field(&v, f));
-        } else {
-            out.push(v);
+    let kind = a
+        .kind
+        .as_deref()
+        .map(str::parse::<ObjectKind>)
+        .transpose()?;
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        match engine.inspect_object(n, kind) {
+            Ok(Inspected::Container(mut c)) => {
+                if a.size {
+                    if let Ok(u) = engine.plugins.storage().and_then(|s| {
+                        s.usage(c.id.as_deref().unwrap_or(""))
+                            .map_err(|e| berth_engine::EngineError::plugin("sizing", e))
+                    }) {
+                        c.size_rw = Some(u.bytes as i64);
+                    }
+                }
+                docs.push(inspect_json(&c)?);
+            }
+            Ok(other) => docs.push(inspect_json(&other)?),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
         }
     }
-    if a.format.is_none() {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+    if !docs.is_empty() || a.format.is_none() {
+        print_inspect(&docs, a.format.as_deref())?;
     }
-    Ok(0)
+    Ok(if failed { 1 } else { 0 })
 }
 
 #[derive(Args, Debug)]
@@ -975,42 +1007,11 @@ pub struct TopArgs {
 
 pub fn top(g: &GlobalOpts, a: TopArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
-    let rec = engine.db()?.resolve(&a.container)?;
-    if !rec.state.is_live() {
-        bail!("container {} is not running", rec.name);
-    }
-    let pids = match engine.plugins.isolator().and_then(|i| {
-        i.pids(&rec.id)
-            .map_err(|e| berth_engine::EngineError::plugin("listing processes", e))
-    }) {
-        Ok(p) if !p.is_empty() => p,
-        _ => vec![rec.pid],
-    };
-    let mut t = Table::new(&["PID", "PPID", "STAT", "TIME", "CMD"]);
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let ticks = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        let secs = ticks / 100;
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| {
-                String::from_utf8_lossy(&b)
-                    .replace('\0', " ")
-                    .trim()
-                    .to_string()
-            })
-            .unwrap_or_default();
-        t.row(vec![
-            pid.to_string(),
-            f.get(1).unwrap_or(&"").to_string(),
-            f.first().unwrap_or(&"").to_string(),
-            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
-            cmd,
-        ]);
+    let top = engine.top(&a.container)?;
+    let titles = top.titles.unwrap_or_default();
+    let mut t = Table::new(&titles.iter().map(String::as_str).collect::<Vec<_>>());
+    for p in top.processes.unwrap_or_default() {
+        t.row(p);
     }
     t.print();
     Ok(0)
@@ -1072,7 +1073,7 @@ pub struct RenameArgs {
 pub fn rename(g: &GlobalOpts, a: RenameArgs) -> anyhow::Result<u8> {
     let engine = engine(g)?;
     let rec = engine.db()?.resolve(&a.container)?;
-    engine.db()?.rename(&rec.id, &a.new_name)?;
+    engine.rename(&rec, &a.new_name)?;
     Ok(0)
 }
 
@@ -1081,61 +1082,53 @@ pub struct StatsArgs {
     /// Disable streaming stats and only pull the first result
     #[arg(long)]
     pub no_stream: bool,
-    /// Output format: table or json
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Output: table, json (one object per line), or a Go template ('table {{.Name}}\t{{.CPUPerc}}')
+    #[arg(long)]
+    pub format: Option<String>,
     /// Show all containers (default shows just running)
     #[arg(short, long)]
     pub all: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
     pub containers: Vec<String>,
 }
 
-fn net_io(pid: i32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
-    let (mut rx, mut tx) = (0, 0);
-    for l in text.lines().skip(2) {
-        let Some((name, rest)) = l.split_once(':') else {
-            continue;
-        };
-        if name.trim() == "lo" {
-            continue;
-        }
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        rx += f.first().copied().unwrap_or(0);
-        tx += f.get(8).copied().unwrap_or(0);
-    }
-    (rx, tx)
-}
+/// Docker's field names of `stats --format` and their column headers.
+const STATS_FIELDS: &[(&str, &str)] = &[
+    ("Container", "CONTAINER"),
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
 
 pub fn stats(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<u8> {
     use crate::cmd::image::human_size;
     let engine = engine(g)?;
-    let iso = engine.plugins.isolator()?;
+    let format = Format::parse(a.format.as_deref())?;
     let list: Vec<ContainerRecord> = if a.containers.is_empty() {
-        engine
-            .db()?
-            .list()?
-            .into_iter()
-            .filter(|c| a.all || c.state.is_live())
-            .collect()
+        engine.list_container_records(&ListContainersOptions {
+            all: a.all,
+            ..Default::default()
+        })?
     } else {
         a.containers
             .iter()
-            .map(|c| engine.db()?.resolve(c))
+            .map(|c| engine.container(c))
             .collect::<Result<_, _>>()?
     };
+    // CPU % needs two samples: the first is the previous one of the second.
+    let mut prev: Vec<Option<models::ContainerStatsResponse>> = list
+        .iter()
+        .map(|c| engine.container_stats(c, None).ok())
+        .collect();
     loop {
-        // CPU % needs two samples.
-        let first: Vec<Option<u64>> = list
-            .iter()
-            .map(|c| iso.stats(&c.id).ok().and_then(|s| s.cpu_usage_ns))
-            .collect();
-        let t0 = std::time::Instant::now();
         std::thread::sleep(Duration::from_millis(500));
-        let dt = t0.elapsed().as_nanos() as f64;
         let mut t = Table::new(&[
             "CONTAINER ID",
             "NAME",
@@ -1143,60 +1136,53 @@ pub fn stats(g: &GlobalOpts, a: StatsArgs) -> anyhow::Result<u8> {
             "MEM USAGE / LIMIT",
             "MEM %",
             "NET I/O",
+            "BLOCK I/O",
             "PIDS",
         ]);
-        for (c, before) in list.iter().zip(first) {
-            let s = iso.stats(&c.id).unwrap_or_default();
-            let cpu = match (before, s.cpu_usage_ns) {
-                (Some(b), Some(a)) => (a.saturating_sub(b)) as f64 / dt * 100.0,
-                _ => 0.0,
-            };
-            let mem = s.memory_current.unwrap_or(0);
-            let limit = s.memory_limit.unwrap_or_else(|| {
-                std::fs::read_to_string("/proc/meminfo")
-                    .ok()
-                    .and_then(|m| {
-                        m.lines()
-                            .next()
-                            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                    })
-                    .map(|kb| kb * 1024)
-                    .unwrap_or(0)
-            });
-            let (rx, tx) = if c.state.is_live() {
-                net_io(c.pid)
+        let mut rows = Vec::new();
+        for (c, before) in list.iter().zip(prev.iter_mut()) {
+            let s = engine.container_stats(c, before.as_ref())?;
+            let v = StatsSummary::of(&s);
+            *before = Some(s);
+            let id = if a.no_trunc {
+                c.id.clone()
             } else {
-                (0, 0)
+                c.short_id().to_string()
             };
-            let pids = s.pids_current.unwrap_or(0);
-            if a.format == "json" {
-                println!(
-                    "{}",
-                    json!({"ID": c.short_id(), "Name": c.name, "CPUPerc": format!("{cpu:.2}%"),
-                           "MemUsage": mem, "MemLimit": limit, "NetRx": rx, "NetTx": tx, "PIDs": pids,
-                           "OOMKills": s.oom_kills})
-                );
-                continue;
+            let mem = format!("{} / {}", human_size(v.mem_usage), human_size(v.mem_limit));
+            let net = format!("{} / {}", human_size(v.net_rx), human_size(v.net_tx));
+            let block = format!(
+                "{} / {}",
+                human_size(v.block_read),
+                human_size(v.block_write)
+            );
+            if format.is_table() {
+                t.row(vec![
+                    id,
+                    c.name.clone(),
+                    format!("{:.2}%", v.cpu_percent),
+                    mem,
+                    format!("{:.2}%", v.mem_percent),
+                    net,
+                    block,
+                    v.pids.to_string(),
+                ]);
+            } else {
+                rows.push(json!({
+                    "Container": id, "ID": id, "Name": c.name,
+                    "CPUPerc": format!("{:.2}%", v.cpu_percent), "MemUsage": mem,
+                    "MemPerc": format!("{:.2}%", v.mem_percent), "NetIO": net, "BlockIO": block,
+                    "PIDs": v.pids.to_string(),
+                    // berth's numbers, for scripts.
+                    "MemLimit": v.mem_limit, "MemBytes": v.mem_usage, "NetRx": v.net_rx,
+                    "NetTx": v.net_tx,
+                }));
             }
-            t.row(vec![
-                c.short_id().to_string(),
-                c.name.clone(),
-                format!("{cpu:.2}%"),
-                format!("{} / {}", human_size(mem), human_size(limit)),
-                format!(
-                    "{:.2}%",
-                    if limit > 0 {
-                        mem as f64 / limit as f64 * 100.0
-                    } else {
-                        0.0
-                    }
-                ),
-                format!("{} / {}", human_size(rx), human_size(tx)),
-                pids.to_string(),
-            ]);
         }
-        if a.format != "json" {
+        if format.is_table() {
             t.print();
+        } else {
+            format.print(&rows, STATS_FIELDS)?;
         }
         if a.no_stream {
             return Ok(0);
@@ -1209,6 +1195,9 @@ pub struct PruneArgs {
     /// Do not prompt (berth never prompts)
     #[arg(short, long)]
     pub force: bool,
+    /// Filter (label=KEY[=VALUE], until=TIME)
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1222,53 +1211,37 @@ pub enum ContainerCmd {
     Inspect(InspectArgs),
     /// Remove containers
     Rm(RmArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of resource usage statistics
+    Stats(StatsArgs),
 }
 
 pub fn container(g: &GlobalOpts, c: ContainerCmd) -> anyhow::Result<u8> {
     match c {
         ContainerCmd::Ls(a) => ps(g, a),
-        ContainerCmd::Inspect(a) => inspect(g, a),
+        ContainerCmd::Inspect(mut a) => {
+            a.kind = Some("container".into());
+            inspect(g, a)
+        }
         ContainerCmd::Rm(a) => rm(g, a),
-        ContainerCmd::Prune(_) => {
+        ContainerCmd::Top(a) => top(g, a),
+        ContainerCmd::Stats(a) => stats(g, a),
+        ContainerCmd::Prune(a) => {
             let engine = engine(g)?;
+            let r = engine.prune_containers(&Filters::from_cli(&a.filter)?)?;
             println!("Deleted Containers:");
-            for c in engine.db()?.list()? {
-                if !c.state.is_live() {
-                    engine.remove_container(&c.id, false, false)?;
-                    println!("{}", c.id);
-                }
+            for id in r.containers_deleted.unwrap_or_default() {
+                println!("{id}");
             }
+            println!();
+            println!(
+                "Total reclaimed space: {}",
+                crate::cmd::image::human_size(r.space_reclaimed.unwrap_or(0).max(0) as u64)
+            );
             Ok(0)
         }
     }
-}
-
-/// `berth __monitor ID`: the detached supervisor (started by `run -d` / `start`).
-pub fn monitor(id: &str) -> anyhow::Result<u8> {
-    let config: berth_engine::Config = serde_json::from_str(
-        &std::env::var("BERTH_MONITOR_CONFIG").context("BERTH_MONITOR_CONFIG not set")?,
-    )?;
-    let engine = Engine::new(config)?;
-    let rec = engine.db()?.resolve(id)?;
-    // SAFETY: fd 3 was set up by the parent as the ready pipe; we take ownership once.
-    let mut ready_pipe: Option<std::fs::File> = std::env::var("BERTH_READY_FD")
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(|fd| unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    let mut ready = |r: Result<(), String>| {
-        if let Some(mut p) = ready_pipe.take() {
-            let msg = match r {
-                Ok(()) => "ok\n".to_string(),
-                Err(e) => format!("err {e}\n"),
-            };
-            let _ = p.write_all(msg.as_bytes());
-        }
-    };
-    let r = engine.supervise(&rec, IoMode::Detached, Some(&mut ready));
-    if let Err(e) = &r {
-        ready(Err(e.to_string()));
-    }
-    Ok(0)
 }
 
 #[derive(Args, Debug)]

@@ -4,12 +4,15 @@
 use std::{collections::HashSet, io::Write, path::PathBuf};
 
 use anyhow::{bail, Context};
-use berth_engine::Engine;
-use berth_image::{Image, Reference};
+use berth_engine::{
+    image_api::{reference_matches, ListImagesOptions},
+    Engine, Filters,
+};
+use berth_image::Reference;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::{table::Table, GlobalOpts};
+use crate::{format::Format, table::Table, GlobalOpts};
 
 #[derive(Args, Debug)]
 #[command(
@@ -25,9 +28,12 @@ pub struct ImagesArgs {
     /// Show all images (berth has no intermediate images; same as default)
     #[arg(short, long)]
     pub all: bool,
-    /// Output format: table (default) or json (one object per line)
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Output: table, json (one object per line), or a Go template ('{{.Repository}}:{{.Tag}}')
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter (KEY=VALUE): dangling, reference, before, since, label
+    #[arg(short, long)]
+    pub filter: Vec<String>,
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
@@ -108,6 +114,9 @@ pub struct HistoryArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// Format the output with a Go template (e.g. '{{json .Config.Env}}')
+    #[arg(short, long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -179,52 +188,82 @@ fn ago(created: Option<String>) -> String {
         .unwrap_or_else(|| "N/A".into())
 }
 
-fn image_in_use(engine: &Engine) -> anyhow::Result<HashSet<String>> {
-    Ok(engine
-        .db()?
-        .list()?
-        .into_iter()
-        .map(|c| c.image_id)
-        .collect())
-}
+/// Docker's field names of `images --format` and their column headers.
+const IMAGE_FIELDS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+    ("Containers", "CONTAINERS"),
+];
 
 pub fn images(g: &GlobalOpts, a: ImagesArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
-    let mut list = engine.images()?.list()?;
-    list.sort_by_key(|x| std::cmp::Reverse(x.created()));
-    let filter = a.repository.as_deref().map(Reference::parse).transpose()?;
+    let format = Format::parse(a.format.as_deref())?;
+    let mut filters = Filters::from_cli(&a.filter)?;
+    if let Some(r) = &a.repository {
+        Reference::parse(r)?;
+        filters.add("reference", r.clone());
+    }
+    let list = engine.list_images(&ListImagesOptions {
+        all: a.all,
+        filters: filters.clone(),
+    })?;
     let mut t = if a.digests {
         Table::new(&["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"])
     } else {
         Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"])
     };
     let mut seen = HashSet::new();
+    let mut items = Vec::new();
+    let now = chrono::Utc::now();
+    let refs = filters.get("reference");
     for img in &list {
         let id = if a.no_trunc {
             img.id.clone()
         } else {
-            img.short_id().to_string()
+            img.id
+                .strip_prefix("sha256:")
+                .unwrap_or(&img.id)
+                .chars()
+                .take(12)
+                .collect()
         };
+        // One row per tag (only the tags a reference filter asked for), `<none>` when
+        // there is none.
         let mut rows: Vec<(String, String)> = img
-            .tags
+            .repo_tags
             .iter()
-            .filter(|r| {
-                filter.as_ref().is_none_or(|f| {
-                    f.repository() == r.repository()
-                        && (a.repository.as_deref().is_some_and(|s| !s.contains(':'))
-                            || f.tag() == r.tag())
-                })
-            })
-            .map(|r| {
-                (
-                    r.familiar_repository().to_string(),
-                    r.tag().unwrap_or("<none>").to_string(),
-                )
+            .filter(|t| refs.is_empty() || refs.iter().any(|r| reference_matches(r, t)))
+            .map(|t| match t.rfind(':') {
+                Some(i) if !t[i..].contains('/') => (t[..i].to_string(), t[i + 1..].to_string()),
+                _ => (t.clone(), "<none>".to_string()),
             })
             .collect();
-        if img.tags.is_empty() && filter.is_none() {
+        if img.repo_tags.is_empty() {
             rows.push(("<none>".into(), "<none>".into()));
         }
+        let digest = img
+            .repo_digests
+            .first()
+            .and_then(|d| d.split_once('@'))
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| "<none>".into());
+        let created = chrono::DateTime::from_timestamp(img.created, 0)
+            .map(|t| {
+                format!(
+                    "{} ago",
+                    berth_engine::container::human_duration(now.signed_duration_since(t))
+                )
+            })
+            .unwrap_or_else(|| "N/A".into());
+        let size = human_size(img.size.max(0) as u64);
         for (repo, tag) in rows {
             if a.quiet {
                 if seen.insert(id.clone()) {
@@ -232,25 +271,31 @@ pub fn images(g: &GlobalOpts, a: ImagesArgs) -> anyhow::Result<u8> {
                 }
                 continue;
             }
-            if a.format == "json" {
-                println!(
-                    "{}",
-                    json!({"Repository": repo, "Tag": tag, "ID": id, "Digest": img.manifest_digest,
-                           "CreatedAt": img.created(), "CreatedSince": ago(img.created()),
-                           "Size": human_size(img.size), "VirtualSize": img.size})
-                );
+            if !format.is_table() {
+                items.push(json!({
+                    "Repository": repo, "Tag": tag, "ID": id, "Digest": digest,
+                    "CreatedAt": crate::cmd::container::docker_time(img.created),
+                    "CreatedSince": created, "Size": size, "VirtualSize": size,
+                    "SharedSize": "N/A", "UniqueSize": "N/A",
+                    "Containers": img.containers.to_string(),
+                }));
                 continue;
             }
             let mut row = vec![repo, tag];
             if a.digests {
-                row.push(img.manifest_digest.clone());
+                row.push(digest.clone());
             }
-            row.extend([id.clone(), ago(img.created()), human_size(img.size)]);
+            row.extend([id.clone(), created.clone(), size.clone()]);
             t.row(row);
         }
     }
-    if !a.quiet && a.format != "json" {
+    if a.quiet {
+        return Ok(0);
+    }
+    if format.is_table() {
         t.print();
+    } else {
+        format.print(&items, IMAGE_FIELDS)?;
     }
     Ok(0)
 }
@@ -275,6 +320,8 @@ pub fn import(g: &GlobalOpts, a: ImportArgs) -> anyhow::Result<u8> {
             .images()?
             .import(&mut f, reference.as_ref(), &a.changes)?
     };
+    let name = reference.map(|r| r.familiar()).unwrap_or_default();
+    engine.emit_named("image", "import", &img.id, &name, &[]);
     println!("{}", img.id);
     Ok(0)
 }
@@ -297,6 +344,10 @@ pub fn load(g: &GlobalOpts, a: LoadArgs) -> anyhow::Result<u8> {
         }
     };
     let loaded = engine.images()?.load(&path)?;
+    for img in &loaded {
+        let name = img.tags.first().map(|t| t.familiar()).unwrap_or_default();
+        engine.emit_named("image", "load", &img.id, &name, &[]);
+    }
     if !a.quiet {
         for img in loaded {
             if img.tags.is_empty() {
@@ -370,29 +421,35 @@ pub fn tag(g: &GlobalOpts, a: TagArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
     let target = Reference::parse(&a.target)?;
     engine.images()?.tag(&a.source, &target)?;
+    let id = engine
+        .images()?
+        .resolve(&a.source)
+        .map(|i| i.id)
+        .unwrap_or_default();
+    engine.emit_named("image", "tag", &id, &target.familiar(), &[]);
     Ok(0)
 }
 
 pub fn rmi(g: &GlobalOpts, a: RmiArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
-    let used = image_in_use(&engine)?;
     let mut failed = false;
     for i in &a.images {
-        match engine
-            .images()?
-            .remove(i, &|img: &Image| used.contains(&img.id), a.force)
-        {
-            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+        match engine.remove_image(i, a.force) {
+            Ok(items) => {
+                for it in items {
+                    if let Some(u) = it.untagged {
+                        println!("Untagged: {u}");
+                    }
+                    if let Some(d) = it.deleted {
+                        println!("Deleted: {d}");
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("Error: {e}");
                 failed = true;
             }
         }
-    }
-    // The removed images' unpacked layers, unless another image or a container uses them.
-    if let Err(e) = engine.gc_layers() {
-        eprintln!("Error: removing unpacked layers: {e}");
-        failed = true;
     }
     Ok(if failed { 1 } else { 0 })
 }
@@ -453,55 +510,37 @@ pub fn history(g: &GlobalOpts, a: HistoryArgs) -> anyhow::Result<u8> {
 }
 
 pub fn inspect(g: &GlobalOpts, a: InspectArgs) -> anyhow::Result<u8> {
-    let engine = g.engine()?;
-    let mut out = Vec::new();
-    for i in &a.images {
-        let store = engine.images()?;
-        let img = store.resolve(i)?;
-        let mut j = image_json(&img);
-        // Docker's config extensions (HEALTHCHECK, ONBUILD) live beside the OCI fields.
-        let extras = serde_json::to_value(store.config_extras(&img)?)?;
-        if let (Some(c), serde_json::Value::Object(extras)) = (j["Config"].as_object_mut(), extras)
-        {
-            c.extend(extras);
-        }
-        out.push(j);
-    }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(0)
-}
-
-/// `docker image inspect`-shaped JSON.
-pub fn image_json(img: &Image) -> serde_json::Value {
-    json!({
-        "Id": img.id,
-        "RepoTags": img.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
-        "RepoDigests": img.tags.iter().map(|t| format!("{}@{}", t.familiar_repository(), img.manifest_digest)).collect::<Vec<_>>(),
-        "Created": img.created(),
-        "Architecture": img.config.architecture().to_string(),
-        "Os": img.config.os().to_string(),
-        "Size": img.size,
-        "Config": img.config.config(),
-        "RootFS": {"Type": "layers", "Layers": img.diff_ids()},
-        "Manifest": img.manifest_digest,
-    })
+    crate::cmd::container::inspect(
+        g,
+        crate::cmd::container::InspectArgs {
+            format: a.format,
+            kind: Some("image".into()),
+            size: false,
+            names: a.images,
+        },
+    )
 }
 
 pub fn prune(g: &GlobalOpts, a: PruneArgs) -> anyhow::Result<u8> {
     let engine = g.engine()?;
-    let used = image_in_use(&engine)?;
-    let lines = engine
-        .images()?
-        .prune(a.all, &|img: &Image| used.contains(&img.id))?;
-    engine.gc_layers()?;
-    if lines.is_empty() {
-        println!("Total reclaimed space: 0B");
-    } else {
+    let r = engine.prune_images(a.all)?;
+    let deleted = r.images_deleted.unwrap_or_default();
+    if !deleted.is_empty() {
         println!("Deleted Images:");
-        for l in lines {
-            println!("{l}");
+        for it in deleted {
+            if let Some(u) = it.untagged {
+                println!("untagged: {u}");
+            }
+            if let Some(d) = it.deleted {
+                println!("deleted: {d}");
+            }
         }
+        println!();
     }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(r.space_reclaimed.unwrap_or(0).max(0) as u64)
+    );
     Ok(0)
 }
 

@@ -1,12 +1,15 @@
 //! One module per group of commands.
 
+pub mod attach;
 pub mod build;
 mod build_tty;
 pub mod container;
+pub mod events;
 pub mod image;
 pub mod network;
 mod plugin_test;
 pub mod registry;
+pub mod serve;
 pub mod system;
 
 use crate::{Cli, Command};
@@ -49,13 +52,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Update(a) => container::update(g, a),
         Command::Stats(a) => container::stats(g, a),
         Command::Container(c) => container::container(g, c),
-        Command::Monitor { id } => container::monitor(&id),
         Command::Network(c) => network::network(g, c),
         Command::Build(a) => build::build(g, a),
         Command::System(c) => system::system(g, c),
         Command::Builder(c) => build::builder(g, c),
         Command::Exec(a) => container::exec(g, a),
         Command::Cp(a) => container::cp(g, a),
+        Command::Events(a) => events::events(g, a),
+        Command::Attach(a) => attach::attach(g, a),
         Command::Volume(c) => network::volume(g, c),
+        Command::Serve(a) => serve::serve(g, a),
     }
 }

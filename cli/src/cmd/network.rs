@@ -1,11 +1,28 @@
-//! `network create|ls|inspect|rm|prune|connect|disconnect` and `volume …`.
+//! `network create|ls|inspect|rm|prune|connect|disconnect` and `volume …`: flags and
+//! printing; the rules are the engine's (`berth_engine::networks`, `berth_engine::volumes`).
 
-use anyhow::bail;
-use berth_engine::{container::new_id, parse::validate_volume_name};
+use std::collections::BTreeMap;
+
+use berth_engine::{networks::NetworkCreateOptions, volumes::VolumeCreateOptions, Filters};
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::{table::Table, GlobalOpts};
+use crate::{
+    cmd::container::{inspect_json, labels_string},
+    format::{print_inspect, Format},
+    table::Table,
+    GlobalOpts,
+};
+
+/// `--label k=v` values as a map.
+fn labels(l: &[String]) -> BTreeMap<String, String> {
+    l.iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
@@ -21,16 +38,37 @@ pub enum NetworkCmd {
         /// Restrict external access to the network
         #[arg(long)]
         internal: bool,
+        /// Driver to manage the network (berth has bridge)
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// Set metadata on the network (KEY=VALUE)
+        #[arg(long = "label")]
+        labels: Vec<String>,
         name: String,
     },
     /// List networks
-    #[command(visible_alias = "list")]
+    #[command(
+        visible_alias = "list",
+        after_help = "Examples:\n  berth network ls\n  berth network ls -f driver=bridge --format '{{.Name}}'"
+    )]
     Ls {
         #[arg(short, long)]
         quiet: bool,
+        /// Filter (KEY=VALUE): name, id, label, driver, dangling, type, scope
+        #[arg(short, long)]
+        filter: Vec<String>,
+        /// Output: table, json, or a Go template ('table {{.Name}}\t{{.Driver}}')
+        #[arg(long)]
+        format: Option<String>,
+        /// Do not truncate the output
+        #[arg(long)]
+        no_trunc: bool,
     },
     /// Display detailed information on networks
     Inspect {
+        /// Format the output with a Go template
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -55,93 +93,124 @@ pub enum NetworkCmd {
     Prune {
         #[arg(short, long)]
         force: bool,
+        /// Filter (label=KEY[=VALUE], until=TIME)
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
-fn net_json(n: &berth_abi::NetworkInfo) -> serde_json::Value {
-    json!({
-        "Name": n.name.as_str(), "Id": n.id.as_str(), "Driver": "bridge",
-        "Interface": n.interface.as_str(), "Internal": n.internal,
-        "IPAM": {"Config": [{"Subnet": n.subnet.as_str(), "Gateway": n.gateway.as_str()}]},
-        "Containers": n.containers.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-        "Created": n.created,
-    })
-}
+/// Docker's field names of `network ls --format` and their column headers.
+const NETWORK_FIELDS: &[(&str, &str)] = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("IPv6", "IPV6"),
+    ("Internal", "INTERNAL"),
+    ("Labels", "LABELS"),
+    ("CreatedAt", "CREATED"),
+];
 
 pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
     let engine = g.engine()?;
-    let net = engine.plugins.network()?;
     match c {
         NetworkCmd::Create {
             subnet,
             gateway,
             internal,
+            driver,
+            labels: l,
             name,
         } => {
-            if matches!(name.as_str(), "none" | "host" | "bridge") {
-                bail!("{name} is a pre-defined network and cannot be created");
-            }
-            let info = net
-                .create_network(&berth_abi::NetworkSpec {
-                    name,
-                    subnet,
-                    gateway,
-                    internal,
-                    options_json: "{}".into(),
-                })
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{}", info.id);
+            let n = engine.create_network(&NetworkCreateOptions {
+                name,
+                driver,
+                subnet,
+                gateway,
+                internal,
+                labels: labels(&l),
+            })?;
+            println!("{}", n.id.unwrap_or_default());
         }
-        NetworkCmd::Ls { quiet } => {
-            let list = net.list_networks().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut t = Table::new(&["NETWORK ID", "NAME", "DRIVER", "SUBNET", "GATEWAY"]);
+        NetworkCmd::Ls {
+            quiet,
+            filter,
+            format,
+            no_trunc,
+        } => {
+            let format = Format::parse(format.as_deref())?;
+            let list = engine.list_networks(&Filters::from_cli(&filter)?)?;
+            let mut t = Table::new(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "GATEWAY"]);
+            let mut items = Vec::new();
             for n in list {
-                let id: String = n.id.chars().take(12).collect();
+                let full = n.id.clone().unwrap_or_default();
+                let id: String = if no_trunc {
+                    full
+                } else {
+                    full.chars().take(12).collect()
+                };
                 if quiet {
                     println!("{id}");
                     continue;
                 }
-                t.row(vec![
-                    id,
-                    n.name.to_string(),
-                    "bridge".into(),
-                    n.subnet.to_string(),
-                    n.gateway.to_string(),
-                ]);
+                let ipam = n
+                    .ipam
+                    .as_ref()
+                    .and_then(|i| i.config.as_ref())
+                    .and_then(|c| c.first().cloned())
+                    .unwrap_or_default();
+                let name = n.name.clone().unwrap_or_default();
+                let driver = n.driver.clone().unwrap_or_default();
+                let scope = n.scope.clone().unwrap_or_default();
+                if format.is_table() {
+                    t.row(vec![
+                        id,
+                        name,
+                        driver,
+                        scope,
+                        ipam.subnet.unwrap_or_default(),
+                        ipam.gateway.unwrap_or_default(),
+                    ]);
+                } else {
+                    items.push(json!({
+                        "ID": id, "Name": name, "Driver": driver, "Scope": scope,
+                        "IPv6": n.enable_ipv6.unwrap_or(false).to_string(),
+                        "Internal": n.internal.unwrap_or(false).to_string(),
+                        "Labels": labels_string(n.labels.as_ref()),
+                        "CreatedAt": n.created.clone().unwrap_or_default(),
+                    }));
+                }
             }
-            if !quiet {
+            if quiet {
+                return Ok(0);
+            }
+            if format.is_table() {
                 t.print();
+            } else {
+                format.print(&items, NETWORK_FIELDS)?;
             }
         }
-        NetworkCmd::Inspect { names } => {
-            let mut out = Vec::new();
+        NetworkCmd::Inspect { format, names } => {
+            let mut docs = Vec::new();
+            let mut failed = false;
             for n in names {
-                let info = net
-                    .inspect_network(&n)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                out.push(net_json(&info));
+                match engine.inspect_network(&n) {
+                    Ok(v) => docs.push(inspect_json(&v)?),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        failed = true;
+                    }
+                }
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            if !docs.is_empty() || format.is_none() {
+                print_inspect(&docs, format.as_deref())?;
+            }
+            return Ok(if failed { 1 } else { 0 });
         }
         NetworkCmd::Rm { names } => {
             let mut failed = false;
             for n in names {
-                let in_use = engine
-                    .db()?
-                    .list()?
-                    .into_iter()
-                    .filter(|c| c.config.network == n)
-                    .map(|c| c.name)
-                    .collect::<Vec<_>>();
-                if !in_use.is_empty() {
-                    eprintln!(
-                        "Error: network {n} is used by containers {}: remove them first",
-                        in_use.join(", ")
-                    );
-                    failed = true;
-                    continue;
-                }
-                match net.remove_network(&n) {
+                match engine.remove_network(&n) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error: {e}");
@@ -156,30 +225,21 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
             network,
             container,
         } => {
-            net.inspect_network(&network)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let rec = engine.db()?.resolve(&container)?;
-            engine.connect(&rec, &network, &alias)?;
+            let n = engine.inspect_network(&network)?;
+            let rec = engine.container(&container)?;
+            engine.connect(&rec, n.name.as_deref().unwrap_or(&network), &alias)?;
         }
         NetworkCmd::Disconnect { network, container } => {
-            let rec = engine.db()?.resolve(&container)?;
+            let rec = engine.container(&container)?;
             engine.disconnect(&rec, &network)?;
         }
-        NetworkCmd::Prune { .. } => {
-            let used: Vec<String> = engine
-                .db()?
-                .list()?
-                .into_iter()
-                .map(|c| c.config.network)
-                .collect();
-            println!("Deleted Networks:");
-            for n in net.list_networks().map_err(|e| anyhow::anyhow!("{e}"))? {
-                // The default network is recreated on demand, so it is pruned like the others.
-                if !used.contains(&n.name.to_string())
-                    && n.containers.is_empty()
-                    && net.remove_network(&n.name).is_ok()
-                {
-                    println!("{}", n.name);
+        NetworkCmd::Prune { filter, .. } => {
+            let r = engine.prune_networks(&Filters::from_cli(&filter)?)?;
+            let deleted = r.networks_deleted.unwrap_or_default();
+            if !deleted.is_empty() {
+                println!("Deleted Networks:");
+                for n in deleted {
+                    println!("{n}");
                 }
             }
         }
@@ -190,15 +250,35 @@ pub fn network(g: &GlobalOpts, c: NetworkCmd) -> anyhow::Result<u8> {
 #[derive(Subcommand, Debug)]
 pub enum VolumeCmd {
     /// Create a volume
-    Create { name: Option<String> },
+    Create {
+        /// Volume driver name (berth has local)
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        /// Set metadata for the volume (KEY=VALUE)
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Driver-specific options (KEY=VALUE)
+        #[arg(short, long = "opt")]
+        opts: Vec<String>,
+        name: Option<String>,
+    },
     /// List volumes
     #[command(visible_alias = "list")]
     Ls {
         #[arg(short, long)]
         quiet: bool,
+        /// Filter (KEY=VALUE): name, label, driver, dangling
+        #[arg(short, long)]
+        filter: Vec<String>,
+        /// Output: table, json, or a Go template ('{{.Name}}')
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Display detailed information on volumes
     Inspect {
+        /// Format the output with a Go template
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -215,73 +295,98 @@ pub enum VolumeCmd {
         all: bool,
         #[arg(short, long)]
         force: bool,
+        /// Filter (label=KEY[=VALUE])
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
+
+/// Docker's field names of `volume ls --format` and their column headers.
+const VOLUME_FIELDS: &[(&str, &str)] = &[
+    ("Name", "VOLUME NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("Mountpoint", "MOUNTPOINT"),
+    ("Labels", "LABELS"),
+    ("Links", "LINKS"),
+    ("Size", "SIZE"),
+];
 
 pub fn volume(g: &GlobalOpts, c: VolumeCmd) -> anyhow::Result<u8> {
     let engine = g.engine()?;
     match c {
-        VolumeCmd::Create { name } => {
-            let anonymous = name.is_none();
-            let name = name.unwrap_or_else(new_id);
-            validate_volume_name(&name).map_err(|e| anyhow::anyhow!(e))?;
-            std::fs::create_dir_all(engine.volume_dir(&name))?;
-            engine
-                .db()?
-                .volume_insert(&name, &chrono::Utc::now().to_rfc3339(), anonymous)?;
-            println!("{name}");
+        VolumeCmd::Create {
+            driver,
+            labels: l,
+            opts,
+            name,
+        } => {
+            let v = engine.create_volume(&VolumeCreateOptions {
+                name,
+                driver,
+                driver_opts: labels(&opts),
+                labels: labels(&l),
+            })?;
+            println!("{}", v.name);
         }
-        VolumeCmd::Ls { quiet } => {
+        VolumeCmd::Ls {
+            quiet,
+            filter,
+            format,
+        } => {
+            let format = Format::parse(format.as_deref())?;
+            let list = engine.list_volumes(&Filters::from_cli(&filter)?)?;
             let mut t = Table::new(&["DRIVER", "VOLUME NAME"]);
-            for (n, _, _) in engine.db()?.volumes()? {
+            let mut items = Vec::new();
+            for v in list {
                 if quiet {
-                    println!("{n}");
+                    println!("{}", v.name);
+                } else if format.is_table() {
+                    t.row(vec![v.driver.clone(), v.name.clone()]);
                 } else {
-                    t.row(vec!["local".into(), n]);
+                    items.push(json!({
+                        "Name": v.name, "Driver": v.driver, "Scope": "local",
+                        "Mountpoint": v.mountpoint, "Labels": labels_string(Some(&v.labels)),
+                        "Links": "N/A", "Size": "N/A",
+                    }));
                 }
             }
-            if !quiet {
+            if quiet {
+                return Ok(0);
+            }
+            if format.is_table() {
                 t.print();
+            } else {
+                format.print(&items, VOLUME_FIELDS)?;
             }
         }
-        VolumeCmd::Inspect { names } => {
-            let all = engine.db()?.volumes()?;
-            let mut out = Vec::new();
+        VolumeCmd::Inspect { format, names } => {
+            let mut docs = Vec::new();
             for n in names {
-                let Some((name, created, anon)) = all.iter().find(|v| v.0 == n) else {
-                    bail!("no such volume: {n}");
-                };
-                out.push(
-                    json!({"Name": name, "Driver": "local", "CreatedAt": created,
-                    "Mountpoint": engine.volume_dir(name), "Anonymous": anon}),
-                );
+                docs.push(inspect_json(&engine.inspect_volume(&n)?)?);
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            print_inspect(&docs, format.as_deref())?;
         }
         VolumeCmd::Rm { names, force } => {
-            let all = engine.db()?.volumes()?;
             for n in names {
-                if !all.iter().any(|v| v.0 == n) {
-                    if force {
-                        continue;
-                    }
-                    bail!("no such volume: {n}");
-                }
-                if engine.volume_in_use(&n)? {
-                    bail!("volume {n} is in use by a container: remove the container first");
-                }
-                engine.remove_volume_data(&n)?;
+                engine.remove_volume(&n, force)?;
                 println!("{n}");
             }
         }
-        VolumeCmd::Prune { all, .. } => {
-            println!("Deleted Volumes:");
-            for (n, _, anon) in engine.db()?.volumes()? {
-                if (anon || all) && !engine.volume_in_use(&n)? {
-                    engine.remove_volume_data(&n)?;
+        VolumeCmd::Prune { all, filter, .. } => {
+            let r = engine.prune_volumes(all, &Filters::from_cli(&filter)?)?;
+            let deleted = r.volumes_deleted.unwrap_or_default();
+            if !deleted.is_empty() {
+                println!("Deleted Volumes:");
+                for n in deleted {
                     println!("{n}");
                 }
+                println!();
             }
+            println!(
+                "Total reclaimed space: {}",
+                crate::cmd::image::human_size(r.space_reclaimed.unwrap_or(0).max(0) as u64)
+            );
         }
     }
     Ok(0)

@@ -331,7 +331,14 @@ pub fn completion(a: CompletionArgs) -> anyhow::Result<u8> {
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Show disk usage: images, containers, layers, volumes, build cache
-    Df,
+    Df {
+        /// Show detailed information on space usage
+        #[arg(short, long)]
+        verbose: bool,
+        /// Output: table or json
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Remove stopped containers, unused networks, dangling images and the build cache
     Prune {
         /// Also remove all images not used by a container
@@ -340,7 +347,7 @@ pub enum SystemCmd {
         /// Do not prompt (berth never prompts)
         #[arg(short, long)]
         force: bool,
-        /// Also remove unused volumes
+        /// Also remove unused anonymous volumes (every unused volume with -a)
         #[arg(long)]
         volumes: bool,
     },
@@ -348,163 +355,157 @@ pub enum SystemCmd {
     Info(InfoArgs),
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if !md.is_dir() {
-        return md.len();
+fn opt_size(v: Option<u64>) -> String {
+    v.map(crate::cmd::image::human_size)
+        .unwrap_or_else(|| "-".into())
+}
+
+fn df(g: &GlobalOpts, verbose: bool, format: Option<&str>) -> anyhow::Result<u8> {
+    use crate::cmd::image::human_size;
+    let engine = g.engine_as_is()?;
+    engine.reconcile_records()?;
+    let du = engine.system_df()?;
+    if format == Some("json") {
+        println!("{}", serde_json::to_string_pretty(&du)?);
+        return Ok(0);
     }
-    std::fs::read_dir(p)
-        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
+    if let Some(f) = format.filter(|f| !f.is_empty() && *f != "table") {
+        anyhow::bail!("invalid --format {f:?}: use table or json");
+    }
+    if !verbose {
+        let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+        for r in du.rows() {
+            t.row(vec![
+                r.kind,
+                r.total.to_string(),
+                r.active
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                opt_size(r.size),
+                opt_size(r.reclaimable),
+            ]);
+        }
+        t.print();
+        return Ok(0);
+    }
+    let d = &du.docker;
+    println!("Images space usage:\n");
+    let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "SIZE", "CONTAINERS"]);
+    for i in d.images.iter().flatten() {
+        let id: String =
+            i.id.trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect();
+        let tags = if i.repo_tags.is_empty() {
+            vec!["<none>:<none>".to_string()]
+        } else {
+            i.repo_tags.clone()
+        };
+        for tag in tags {
+            let (repo, tag) = match tag.rfind(':') {
+                Some(p) if !tag[p..].contains('/') => {
+                    (tag[..p].to_string(), tag[p + 1..].to_string())
+                }
+                _ => (tag.clone(), "<none>".to_string()),
+            };
+            t.row(vec![
+                repo,
+                tag,
+                id.clone(),
+                human_size(i.size.max(0) as u64),
+                i.containers.to_string(),
+            ]);
+        }
+    }
+    t.print();
+    println!("\nContainers space usage:\n");
+    let mut t = Table::new(&[
+        "CONTAINER ID",
+        "IMAGE",
+        "LOCAL VOLUMES",
+        "SIZE",
+        "STATUS",
+        "NAMES",
+    ]);
+    for c in d.containers.iter().flatten() {
+        t.row(vec![
+            c.id.clone().unwrap_or_default().chars().take(12).collect(),
+            c.image.clone().unwrap_or_default(),
+            c.mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.typ == Some(berth_engine::models::MountPointTypeEnum::VOLUME))
+                .count()
+                .to_string(),
+            human_size(c.size_rw.unwrap_or(0).max(0) as u64),
+            c.status.clone().unwrap_or_default(),
+            c.names
+                .iter()
+                .flatten()
+                .map(|n| n.trim_start_matches('/'))
+                .collect::<Vec<_>>()
+                .join(","),
+        ]);
+    }
+    t.print();
+    println!("\nLocal Volumes space usage:\n");
+    let mut t = Table::new(&["VOLUME NAME", "LINKS", "SIZE"]);
+    for v in d.volumes.iter().flatten() {
+        let u = v.usage_data.clone().unwrap_or_default();
+        t.row(vec![
+            v.name.clone(),
+            u.ref_count.to_string(),
+            human_size(u.size.max(0) as u64),
+        ]);
+    }
+    t.print();
+    println!(
+        "\nBuild cache usage: {} entries",
+        d.build_cache.as_ref().map_or(0, Vec::len)
+    );
+    println!(
+        "\nUnpacked layers: {} ({}); debris: {} ({} reclaimable)",
+        du.layers.count,
+        human_size(du.layers.size),
+        du.debris.total,
+        human_size(du.debris.reclaimable)
+    );
+    Ok(0)
 }
 
 pub fn system(g: &GlobalOpts, c: SystemCmd) -> anyhow::Result<u8> {
-    use crate::cmd::image::human_size;
     match c {
         SystemCmd::Info(a) => info(g, a),
-        SystemCmd::Df => {
-            let engine = g.engine_as_is()?;
-            engine.reconcile_records()?;
-            let images = engine.images()?.list()?;
-            let containers = engine.db()?.list()?;
-            let used: std::collections::HashSet<&str> =
-                containers.iter().map(|c| c.image_id.as_str()).collect();
-            let img_size: u64 = images.iter().map(|i| i.size).sum();
-            let img_reclaim: u64 = images
-                .iter()
-                .filter(|i| !used.contains(i.id.as_str()))
-                .map(|i| i.size)
-                .sum();
-            let storage = engine.plugins.storage()?;
-            let mut ctr_size = 0u64;
-            let mut ctr_reclaim = 0u64;
-            for c in &containers {
-                let u = storage.usage(&c.id).map(|u| u.bytes).unwrap_or(0);
-                ctr_size += u;
-                if !c.state.is_live() {
-                    ctr_reclaim += u;
-                }
-            }
-            let layers = storage.list().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let committed: Vec<_> = layers
-                .iter()
-                .filter(|l| l.kind == berth_abi::SnapshotKind::Committed)
-                .collect();
-            let layer_size: u64 = committed
-                .iter()
-                .map(|l| storage.usage(&l.key).map(|u| u.bytes).unwrap_or(0))
-                .sum();
-            let vols = engine.db()?.volumes()?;
-            let vol_size: u64 = vols
-                .iter()
-                .map(|(n, _, _)| dir_size(&engine.volume_dir(n)))
-                .sum();
-            let cache = engine.db()?.cache_images()?.len();
-            let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
-            t.row(vec![
-                "Images".into(),
-                images.len().to_string(),
-                used.len().to_string(),
-                human_size(img_size),
-                human_size(img_reclaim),
-            ]);
-            t.row(vec![
-                "Containers".into(),
-                containers.len().to_string(),
-                containers
-                    .iter()
-                    .filter(|c| c.state.is_live())
-                    .count()
-                    .to_string(),
-                human_size(ctr_size),
-                human_size(ctr_reclaim),
-            ]);
-            t.row(vec![
-                "Layers (unpacked)".into(),
-                committed.len().to_string(),
-                "-".into(),
-                human_size(layer_size),
-                "-".into(),
-            ]);
-            t.row(vec![
-                "Local Volumes".into(),
-                vols.len().to_string(),
-                "-".into(),
-                human_size(vol_size),
-                "-".into(),
-            ]);
-            t.row(vec![
-                "Build Cache".into(),
-                cache.to_string(),
-                "0".into(),
-                "-".into(),
-                "-".into(),
-            ]);
-            let debris = engine.debris_usage();
-            t.row(vec![
-                "Debris".into(),
-                debris.total.to_string(),
-                debris.active.to_string(),
-                human_size(debris.bytes),
-                human_size(debris.reclaimable),
-            ]);
-            t.print();
-            Ok(0)
-        }
+        SystemCmd::Df { verbose, format } => df(g, verbose, format.as_deref()),
         SystemCmd::Prune { all, volumes, .. } => {
             let engine = g.engine()?;
             engine.reconcile()?;
-            let mut removed = 0;
-            for c in engine.db()?.list()? {
-                if !c.state.is_live() {
-                    engine.remove_container(&c.id, false, true)?;
-                    removed += 1;
-                }
-            }
-            println!("Deleted containers: {removed}");
-            let used: std::collections::HashSet<String> = engine
-                .db()?
-                .list()?
-                .into_iter()
-                .map(|c| c.image_id)
-                .collect();
-            let imgs = engine
-                .images()?
-                .prune(all, &|i: &berth_image::Image| used.contains(&i.id))?;
-            println!("Deleted images: {}", imgs.len());
-            // Unpacked layers no image needs any more, and leftovers of killed commands.
-            match engine.gc_layers()? {
+            let r =
+                engine.system_prune(berth_engine::prune::SystemPruneOptions { all, volumes })?;
+            let containers = r.containers.containers_deleted.unwrap_or_default();
+            println!("Deleted containers: {}", containers.len());
+            let images = r.images.images_deleted.unwrap_or_default();
+            println!("Deleted images: {}", images.len());
+            match r.layers {
                 Some(n) => println!("Deleted layers: {n}"),
                 None => println!("Deleted layers: 0 (a build is running: unpacked layers are kept until it ends)"),
             }
-            let n = engine.db()?.cache_clear()?;
-            println!("Deleted build cache entries: {n}");
-            if let Ok(net) = engine.plugins.network() {
-                let in_use: Vec<String> = engine
-                    .db()?
-                    .list()?
-                    .into_iter()
-                    .map(|c| c.config.network)
-                    .collect();
-                for n in net.list_networks().map_err(|e| anyhow::anyhow!("{e}"))? {
-                    if !in_use.contains(&n.name.to_string())
-                        && n.containers.is_empty()
-                        && net.remove_network(&n.name).is_ok()
-                    {
-                        println!("Deleted network: {}", n.name);
-                    }
+            println!("Deleted build cache entries: {}", r.build_cache);
+            for n in r.networks.networks_deleted.unwrap_or_default() {
+                println!("Deleted network: {n}");
+            }
+            if let Some(v) = r.volumes {
+                for n in v.volumes_deleted.unwrap_or_default() {
+                    println!("Deleted volume: {n}");
                 }
             }
-            if volumes {
-                for (n, _, _) in engine.db()?.volumes()? {
-                    if !engine.volume_in_use(&n)? {
-                        engine.remove_volume_data(&n)?;
-                        println!("Deleted volume: {n}");
-                    }
-                }
-            }
+            let reclaimed = r.containers.space_reclaimed.unwrap_or(0).max(0)
+                + r.images.space_reclaimed.unwrap_or(0).max(0);
+            println!(
+                "Total reclaimed space: {}",
+                crate::cmd::image::human_size(reclaimed as u64)
+            );
             Ok(0)
         }
     }

@@ -162,14 +162,6 @@ fn class_char(p: &[char], i: &mut usize) -> Option<char> {
     Some(c)
 }
 
-/// Matches a shell-style class (used by `${V#pattern}`): `p` starts after `[`.
-/// Returns `Some((matched, consumed))` or `None` if the class is malformed.
-pub(crate) fn match_class(p: &[char], c: char) -> Option<(bool, usize)> {
-    let (neg, ranges, used) = parse_class(p)?;
-    let hit = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-    Some((hit != neg, used))
-}
-
 /// NFA state: token index and whether we are inside a `**` run.
 type State = (usize, bool);
 

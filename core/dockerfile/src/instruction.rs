@@ -209,9 +209,9 @@ impl Run {
                     return RunScript::Shell(s.clone());
                 }
                 if let [only] = self.heredocs.as_slice() {
-                    let word = s.trim();
-                    let digits = word.trim_start_matches(|c: char| c.is_ascii_digit());
-                    if digits.starts_with("<<") && !word.contains(char::is_whitespace) {
+                    // The whole command is the marker (`<<EOF`, `<<  EOF`): run the body
+                    // as a script file, as BuildKit does.
+                    if crate::parser::heredoc_word(s.trim()).is_some() {
                         return RunScript::File {
                             shebang: only.content.starts_with("#!"),
                             content: only.content.clone(),

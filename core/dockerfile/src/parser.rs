@@ -213,12 +213,15 @@ impl Parser {
         Ok(())
     }
 
-    /// Strips a trailing escape token (plus blanks): `(text, ends_here)`.
+    /// Strips a trailing escape token (plus blanks): `(text, ends_here)`. As in
+    /// BuildKit, the token continues the line only when it is the whole line or follows
+    /// another character than itself: `a\\` (an escaped escape) ends the instruction.
     fn trim_continuation<'a>(&self, line: &'a str) -> (&'a str, bool) {
+        let esc = self.directives.escape;
         let t = line.trim_end_matches([' ', '\t']);
-        match t.strip_suffix(self.directives.escape) {
-            Some(rest) => (rest, false),
-            None => (line, true),
+        match t.strip_suffix(esc) {
+            Some(rest) if !rest.ends_with(esc) => (rest, false),
+            _ => (line, true),
         }
     }
 
@@ -1194,7 +1197,7 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<KeyValue>, 
         .collect()
 }
 
-/// `^(\d*)<<(-?)([^<]*)$` on a raw word; returns (fd, chomp, rest).
+/// `^(\d*)<<(-?)\s*([^<]*)$` on a raw word; returns (fd, chomp, rest).
 fn heredoc_parts(word: &str) -> Option<(u32, bool, &str)> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let rest = word[digits..].strip_prefix("<<")?;
@@ -1202,6 +1205,7 @@ fn heredoc_parts(word: &str) -> Option<(u32, bool, &str)> {
         Some(r) => (true, r),
         None => (false, rest),
     };
+    let rest = rest.trim_start_matches([' ', '\t', '\n', '\x0c', '\r']);
     if rest.is_empty() || rest.contains('<') {
         return None;
     }
@@ -1209,7 +1213,7 @@ fn heredoc_parts(word: &str) -> Option<(u32, bool, &str)> {
 }
 
 /// Interprets one raw word as a heredoc marker (`<<EOF`, `<<-"EOF"`, `3<<EOF`).
-fn heredoc_word(word: &str) -> Option<Heredoc> {
+pub(crate) fn heredoc_word(word: &str) -> Option<Heredoc> {
     let (fd, chomp, rest) = heredoc_parts(word)?;
     let none = |_: &str| None;
     let mut lex = Lexer::new('\\');
@@ -1238,6 +1242,8 @@ fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     let mut lex = Lexer::new('\\');
     lex.raw_quotes = true;
     lex.raw_escapes = true;
+    // `<<$EOF` names the terminator `$EOF`: the marker is never expanded.
+    lex.skip_unset = true;
     let words = lex.process_words(line, &none).unwrap_or_default();
     Ok(words.iter().filter_map(|w| heredoc_word(w)).collect())
 }

@@ -1,7 +1,10 @@
 //! Shell-like word processing the builder applies to instruction arguments:
 //! variable expansion (`$V`, `${V}`, `${V:-d}`, `${V-d}`, `${V:+a}`, `${V+a}`,
-//! `${V:?e}`, `${V?e}`, `${V#p}`, `${V##p}`, `${V%p}`, `${V%%p}`), quote removal and
-//! (for [`expand_words`]) word splitting. This mirrors BuildKit's `shell.Lex`.
+//! `${V:?e}`, `${V?e}`, `${V#p}`, `${V##p}`, `${V%p}`, `${V%%p}`, `${V/p/r}`, `${V//p/r}`),
+//! quote removal and (for [`expand_words`]) word splitting. This mirrors BuildKit's
+//! `shell.Lex`, including its pattern language: `*` and `?` are wildcards, `\*`, `\?` and
+//! `\\` literal, every other character (also `[`) literal; a pattern is matched as a
+//! regular expression with leftmost-first semantics, as BuildKit does.
 
 use thiserror::Error;
 
@@ -23,6 +26,17 @@ pub enum ExpandError {
     /// `${V<op>...}` with an operator the builder does not support.
     #[error("unsupported modifier ({0}) in substitution")]
     UnsupportedModifier(String),
+    /// `${V/pattern` without the `/` that ends the pattern.
+    #[error("syntax error: missing '/' in ${{}}")]
+    MissingSlash,
+    /// A `#`, `%` or `/` pattern with an escape other than `\*`, `\?`, `\\`.
+    #[error("invalid pattern ({pattern}) in substitution: {reason}")]
+    InvalidPattern {
+        /// The pattern as written (after expansion).
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// `${V?msg}` / `${V:?msg}` on an unset (or empty) variable.
     #[error("{name}: {message}")]
     Required {
@@ -81,7 +95,7 @@ impl Lexer {
             pos: 0,
             lookup,
         };
-        let (s, _) = w.process_stop_on(None)?;
+        let (s, _) = w.process_stop_on(None, self.raw_escapes)?;
         Ok(s)
     }
 
@@ -98,7 +112,7 @@ impl Lexer {
             pos: 0,
             lookup,
         };
-        let (_, words) = w.process_stop_on(None)?;
+        let (_, words) = w.process_stop_on(None, self.raw_escapes)?;
         Ok(words)
     }
 }
@@ -175,10 +189,12 @@ impl WordState<'_> {
     }
 
     /// Processes until `stop` (unquoted) or the end. Returns the joined result
-    /// and the split words.
+    /// and the split words. `raw_escapes` keeps escape characters in the output (the
+    /// top level follows the lexer's setting; substitution patterns are always raw).
     fn process_stop_on(
         &mut self,
         stop: Option<char>,
+        raw_escapes: bool,
     ) -> Result<(String, Vec<String>), ExpandError> {
         let mut result = String::new();
         let mut words = Words::default();
@@ -187,7 +203,22 @@ impl WordState<'_> {
                 self.pos += 1;
                 return Ok((result, words.finish()));
             }
-            if !self.lex.dollar_only && (c == '\'' || c == '"') {
+            if c == '<' {
+                // `<<` keeps the blanks after it in the same word, so `<<  EOF` is one
+                // heredoc marker (BuildKit: "allow whitespace in heredocs").
+                self.pos += 1;
+                let mut s = String::from("<");
+                if self.peek() == Some('<') {
+                    self.pos += 1;
+                    s.push('<');
+                    while let Some(b @ (' ' | '\t' | '\r')) = self.peek() {
+                        self.pos += 1;
+                        s.push(b);
+                    }
+                }
+                words.add_raw_string(&s);
+                result.push_str(&s);
+            } else if !self.lex.dollar_only && (c == '\'' || c == '"') {
                 let s = if c == '\'' {
                     self.process_single_quote()?
                 } else {
@@ -221,7 +252,7 @@ impl WordState<'_> {
                         result.push(c);
                         continue;
                     }
-                    if self.lex.raw_escapes {
+                    if raw_escapes {
                         words.add_raw_char(c);
                         result.push(c);
                     }
@@ -236,10 +267,11 @@ impl WordState<'_> {
                 result.push(ch);
             }
         }
-        if stop.is_some() {
-            return Err(ExpandError::MissingBrace);
+        match stop {
+            Some('/') => Err(ExpandError::MissingSlash),
+            Some(_) => Err(ExpandError::MissingBrace),
+            None => Ok((result, words.finish())),
         }
-        Ok((result, words.finish()))
     }
 
     fn process_single_quote(&mut self) -> Result<String, ExpandError> {
@@ -368,13 +400,9 @@ impl WordState<'_> {
                         return Err(ExpandError::UnsupportedModifier(ops));
                     }
                 }
-                let mut greedy = false;
-                if (op == '#' || op == '%') && self.peek() == Some(op) {
-                    self.pos += 1;
-                    greedy = true;
-                    ops.push(op);
-                }
-                let (word, _) = self.process_stop_on(Some('}'))?;
+                // A pattern keeps its escapes: `\*` is a literal star, not a wildcard.
+                let is_pattern = op == '#' || op == '%';
+                let (word, _) = self.process_stop_on(Some('}'), is_pattern)?;
                 let value = (self.lookup)(&name);
                 if self.lex.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}{ops}{word}}}"));
@@ -400,70 +428,123 @@ impl WordState<'_> {
                         }
                         Ok(value.unwrap_or_default())
                     }
-                    '#' => Ok(trim_prefix(&value.unwrap_or_default(), &word, greedy)),
-                    _ => Ok(trim_suffix(&value.unwrap_or_default(), &word, greedy)),
+                    _ => {
+                        // `%%`/`##` (the doubled operator, seen after expansion as BuildKit
+                        // does) match the longest text, `%`/`#` the shortest.
+                        let (greedy, pattern) = match word.strip_prefix(op) {
+                            Some(rest) => (true, rest),
+                            None => (false, word.as_str()),
+                        };
+                        let value = value.unwrap_or_default();
+                        if op == '#' {
+                            trim_prefix(&value, pattern, greedy)
+                        } else {
+                            trim_suffix(&value, pattern, greedy)
+                        }
+                    }
                 }
+            }
+            '/' => {
+                let replace_all = self.peek() == Some('/');
+                if replace_all {
+                    self.pos += 1;
+                }
+                let (pattern, _) = self.process_stop_on(Some('/'), true)?;
+                let (replacement, _) = self.process_stop_on(Some('}'), true)?;
+                let Some(value) = (self.lookup)(&name) else {
+                    if self.lex.skip_unset {
+                        return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+                    }
+                    return Ok(String::new());
+                };
+                let re = pattern_regex(&pattern, true, false)?;
+                Ok(if replace_all {
+                    re.replace_all(&value, replacement.as_str()).into_owned()
+                } else {
+                    match re.find(&value) {
+                        Some(m) => {
+                            format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..])
+                        }
+                        None => value,
+                    }
+                })
             }
             other => Err(ExpandError::UnsupportedModifier(other.to_string())),
         }
     }
 }
 
-fn char_boundaries(s: &str) -> Vec<usize> {
-    let mut v: Vec<usize> = s.char_indices().map(|(i, _)| i).collect();
-    v.push(s.len());
-    v
-}
-
-fn trim_prefix(value: &str, pattern: &str, greedy: bool) -> String {
-    let b = char_boundaries(value);
-    let mut idx: Box<dyn Iterator<Item = &usize>> = if greedy {
-        Box::new(b.iter().rev())
-    } else {
-        Box::new(b.iter())
+/// Converts a substitution pattern to a regular expression as BuildKit does: `*` is
+/// `.*` (`.*?` when not greedy), `?` is `.`, `\*`/`\?`/`\\` are literal, `\}` and `\/`
+/// drop their escape, any other escape is an error, everything else is literal.
+fn pattern_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<regex::Regex, ExpandError> {
+    let invalid = |reason: String| ExpandError::InvalidPattern {
+        pattern: pattern.to_string(),
+        reason,
     };
-    match idx.find(|&&i| shell_glob(pattern, &value[..i])) {
-        Some(&i) => value[i..].to_string(),
-        None => value.to_string(),
+    let mut out = String::with_capacity(pattern.len() + 4);
+    if anchored {
+        out.push('^');
     }
-}
-
-fn trim_suffix(value: &str, pattern: &str, greedy: bool) -> String {
-    let b = char_boundaries(value);
-    let mut idx: Box<dyn Iterator<Item = &usize>> = if greedy {
-        Box::new(b.iter())
-    } else {
-        Box::new(b.iter().rev())
-    };
-    match idx.find(|&&i| shell_glob(pattern, &value[i..])) {
-        Some(&i) => value[..i].to_string(),
-        None => value.to_string(),
-    }
-}
-
-/// Shell pattern match (`*` any string, `?` any char, `[...]` class, `\x` literal).
-pub(crate) fn shell_glob(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = s.chars().collect();
-    glob_at(&p, &s)
-}
-
-fn glob_at(p: &[char], s: &[char]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some('*') => (0..=s.len()).any(|i| glob_at(&p[1..], &s[i..])),
-        Some('?') => !s.is_empty() && glob_at(&p[1..], &s[1..]),
-        Some('[') => {
-            let Some(c) = s.first() else { return false };
-            match crate::ignore::match_class(&p[1..], *c) {
-                Some((true, used)) => glob_at(&p[1 + used..], &s[1..]),
-                Some((false, _)) => false,
-                None => *c == '[' && glob_at(&p[1..], &s[1..]),
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push_str(if greedy { ".*" } else { ".*?" }),
+            '?' => out.push('.'),
+            '\\' => {
+                if matches!(chars.peek(), Some('}' | '/')) {
+                    continue;
+                }
+                match chars.next() {
+                    Some(e @ ('*' | '?' | '\\')) => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                    Some(e) => return Err(invalid(format!("invalid escape '\\{e}'"))),
+                    None => return Err(invalid("a trailing escape character".into())),
+                }
+            }
+            _ => {
+                let mut buf = [0u8; 4];
+                out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
             }
         }
-        Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && glob_at(&p[2..], &s[1..]),
-        Some(c) => s.first() == Some(c) && glob_at(&p[1..], &s[1..]),
     }
+    regex::Regex::new(&out).map_err(|e| invalid(e.to_string()))
+}
+
+/// `${V#p}` / `${V##p}`: removes the text the anchored pattern matches first.
+fn trim_prefix(value: &str, pattern: &str, greedy: bool) -> Result<String, ExpandError> {
+    let re = pattern_regex(pattern, greedy, true)?;
+    Ok(match re.find(value) {
+        Some(m) => value[m.end()..].to_string(),
+        None => value.to_string(),
+    })
+}
+
+/// `${V%p}` / `${V%%p}`: the same on the reversed value with the reversed pattern.
+fn trim_suffix(value: &str, pattern: &str, greedy: bool) -> Result<String, ExpandError> {
+    let reversed: String = value.chars().rev().collect();
+    let trimmed = trim_prefix(&reversed, &reverse_pattern(pattern), greedy)?;
+    Ok(trimmed.chars().rev().collect())
+}
+
+/// Reverses a pattern keeping each escape before the character it escapes (`a\*c` →
+/// `c\*a`).
+fn reverse_pattern(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut units: Vec<&[char]> = Vec::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let len = if chars[i] == '\\' && i + 1 < chars.len() {
+            2
+        } else {
+            1
+        };
+        units.push(&chars[i..i + len]);
+        i += len;
+    }
+    units.iter().rev().flat_map(|u| u.iter()).collect()
 }
 
 #[cfg(test)]
@@ -478,6 +559,75 @@ mod tests {
             "PATHV" => Some("/usr/local/bin/app.tar.gz".into()),
             _ => None,
         }
+    }
+
+    fn with(vars: &[(&str, &str)], word: &str) -> Result<String, ExpandError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        expand(word, &move |n: &str| {
+            vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+        })
+    }
+
+    /// Patterns are BuildKit's: escaped `*`/`?` are literal, `[` is an ordinary character,
+    /// `%`/`#` shortest, doubled longest.
+    #[test]
+    fn trim_patterns() {
+        let v = [("F", "v1.2*rc*"), ("B", "[ab]x")];
+        assert_eq!(with(&v, "${F%\\*}").unwrap(), "v1.2*rc");
+        assert_eq!(with(&v, "${F%%\\**}").unwrap(), "v1.2");
+        assert_eq!(with(&v, "${F%%\\*rc\\*}").unwrap(), "v1.2");
+        assert_eq!(with(&v, "${F#v?}").unwrap(), ".2*rc*");
+        assert_eq!(with(&v, "${F##*.}").unwrap(), "2*rc*");
+        assert_eq!(with(&v, "${B#[ab]}").unwrap(), "x");
+        assert_eq!(with(&v, "${B#[}").unwrap(), "ab]x");
+        assert!(matches!(
+            with(&v, "${F#\\q}"),
+            Err(ExpandError::InvalidPattern { .. })
+        ));
+        assert!(matches!(
+            with(&v, "${F:#x}"),
+            Err(ExpandError::UnsupportedModifier(_))
+        ));
+    }
+
+    /// `${V/p/r}` replaces the first (longest) match, `${V//p/r}` every match.
+    #[test]
+    fn replace_patterns() {
+        let v = [("P", "/usr/lib/x86_64/lib"), ("N", "lib"), ("E", "")];
+        assert_eq!(with(&v, "${P/lib/share}").unwrap(), "/usr/share/x86_64/lib");
+        assert_eq!(
+            with(&v, "${P//$N/share}").unwrap(),
+            "/usr/share/x86_64/share"
+        );
+        assert_eq!(with(&v, "${P//\\//:}").unwrap(), ":usr:lib:x86_64:lib");
+        assert_eq!(with(&v, "${P/\\/*\\//}").unwrap(), "lib");
+        assert_eq!(with(&v, "${P/?/}").unwrap(), "usr/lib/x86_64/lib");
+        assert_eq!(with(&v, "${P/zzz/y}").unwrap(), "/usr/lib/x86_64/lib");
+        assert_eq!(with(&v, "${E/$E/pre}").unwrap(), "pre");
+        assert_eq!(with(&v, "${UNSET//a/b}").unwrap(), "");
+        assert_eq!(with(&v, "${P//}").unwrap_err(), ExpandError::MissingSlash);
+        let mut skip = Lexer::new('\\');
+        skip.skip_unset = true;
+        assert_eq!(
+            skip.process_word("${UNSET/a/b}", &|_| None).unwrap(),
+            "${UNSET/a/b}"
+        );
+    }
+
+    /// `<<` takes the blanks after it into the same word (heredoc markers); a lone `<`
+    /// is an ordinary character.
+    #[test]
+    fn double_less_than_keeps_following_blanks() {
+        let none = |_: &str| None;
+        assert_eq!(
+            Lexer::new('\\')
+                .process_words("a <<  B c<d", &none)
+                .unwrap(),
+            ["a", "<<  B", "c<d"]
+        );
     }
 
     #[test]
@@ -537,7 +687,9 @@ mod tests {
             ("${UNSET:?}", "UNSET: is not allowed to be unset"),
             ("${EMPTY:?}", "EMPTY: is not allowed to be empty"),
             ("${UNSET?must set}", "UNSET: must set"),
-            ("${A/x/y}", "unsupported modifier (/) in substitution"),
+            ("${A/x", "syntax error: missing '/' in ${}"),
+            ("${A/x/y", "syntax error: missing '}'"),
+            ("${A=x}", "unsupported modifier (=) in substitution"),
             ("${A:=x}", "unsupported modifier (:=) in substitution"),
         ];
         for (input, want) in cases {

@@ -619,3 +619,52 @@ fn from_path_reads_and_names_file() {
         .to_string()
         .starts_with("failed to read "));
 }
+
+/// BuildKit's continuation rule: an escape at the end continues the line unless it is
+/// itself escaped (`\\`); a line of only the escape continues too.
+#[test]
+fn escaped_escape_at_end_of_line_ends_the_instruction() {
+    let df = parse("FROM scratch\nENV P=c:\\\\dir\\\\\nENV Q=next\nENV R=a\\\n\\\nb\n");
+    let envs: Vec<_> = df.stages[0]
+        .instructions
+        .iter()
+        .map(|i| match &i.kind {
+            InstructionKind::Env(kv) => kv[0].value.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(envs, ["c:\\\\dir\\\\", "next", "ab"]);
+    // The same with the backtick escape of `# escape=`.
+    let df = parse("# escape=`\nFROM scratch\nENV P=a``\nENV Q=b`\nc\n");
+    assert_eq!(df.stages[0].instructions.len(), 2);
+}
+
+/// Heredoc markers as BuildKit reads them: blanks may follow `<<` (`<<  END`), and the
+/// marker is never expanded (`<<$END` ends at a line `$END`).
+#[test]
+fn heredoc_markers_with_blanks_and_dollars() {
+    match kind("RUN <<  END\nuname\nEND\n") {
+        InstructionKind::Run(r) => {
+            assert_eq!(r.heredocs, vec![heredoc("END", "uname\n", true, false)]);
+            assert_eq!(
+                r.script(),
+                RunScript::File {
+                    content: "uname\n".into(),
+                    shebang: false
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match kind("RUN <<$END\ntrue\n$END\n") {
+        InstructionKind::Run(r) => {
+            assert_eq!(r.heredocs, vec![heredoc("$END", "true\n", true, false)])
+        }
+        other => panic!("{other:?}"),
+    }
+    // `<<` alone, then a word, is a marker with blanks; `<` alone is a redirection.
+    match kind("RUN wc -l < /etc/passwd") {
+        InstructionKind::Run(r) => assert!(r.heredocs.is_empty()),
+        other => panic!("{other:?}"),
+    }
+}

@@ -345,6 +345,20 @@ impl Engine {
         o: &BuildOptions,
         out: &mut dyn BuildOutput,
     ) -> Result<String, EngineError> {
+        let id = self.build_image(o, out)?;
+        let name = o.tags.first().cloned().unwrap_or_default();
+        self.emit_named("image", "build", &id, &name, &[]);
+        for t in &o.tags {
+            self.emit_named("image", "tag", &id, t, &[]);
+        }
+        Ok(id)
+    }
+
+    fn build_image(
+        &self,
+        o: &BuildOptions,
+        out: &mut dyn BuildOutput,
+    ) -> Result<String, EngineError> {
         let t_all = Instant::now();
         let context = o
             .context

@@ -339,6 +339,7 @@ impl Engine {
             return Err(e);
         }
         tracing::debug!(container = %rec.short_id(), "created");
+        self.emit_container(&rec, "create", &[]);
         Ok(rec)
     }
 
@@ -356,7 +357,15 @@ impl Engine {
             let dir = self.volume_dir(&m.source);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| EngineError::io(format!("creating volume {}", dir.display()), e))?;
-            self.db()?.volume_insert(&m.source, &now, anonymous)?;
+            if self.db()?.volume_insert(&m.source, &now, anonymous)? {
+                self.emit_named(
+                    "volume",
+                    "create",
+                    &m.source,
+                    &m.source,
+                    &[("driver", "local".into())],
+                );
+            }
         }
         if changed {
             self.db()?.update_config(&rec.id, &config)?;

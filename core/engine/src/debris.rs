@@ -157,7 +157,7 @@ fn keys_in(dir: &Path) -> Vec<String> {
 }
 
 /// What `system df` reports about leftovers.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DebrisUsage {
     /// Build snapshots with entries under `run/build`.
     pub total: usize,

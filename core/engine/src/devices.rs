@@ -307,6 +307,8 @@ pub fn resolve(c: &ContainerConfig) -> Result<ResolvedDevices, EngineError> {
                 kind: match n.kind {
                     runtime::DeviceType::Char => DeviceKind::Char,
                     runtime::DeviceType::Block => DeviceKind::Block,
+                    // host_nodes only finds character and block devices
+                    runtime::DeviceType::Fifo => continue,
                 },
                 major: Some(n.major),
                 minor: Some(n.minor),

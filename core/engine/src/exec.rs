@@ -95,6 +95,7 @@ impl Engine {
                 Some(ContainerIo::Pipes {
                     stdout: out_r,
                     stderr: err_r,
+                    stdin: None,
                 }),
             )
         };
@@ -109,6 +110,11 @@ impl Engine {
                 return Err(EngineError::Invalid(format!("exec in {}: {e}", rec.name)));
             }
         };
+        self.emit_container(
+            rec,
+            &format!("exec_start: {}", req.args.join(" ")),
+            &[("execID", started.pid().to_string())],
+        );
         let io = match io {
             Some(io) => io,
             None => match started.pty_master() {
@@ -122,7 +128,7 @@ impl Engine {
         if req.detach {
             return Ok(0);
         }
-        relay(started.pid(), io, None, IoMode::Foreground)?;
+        relay(started.pid(), io, None, IoMode::Foreground, None)?;
         started
             .wait()
             .map(|s| s.code())
@@ -150,7 +156,7 @@ pub(crate) fn exec_options(
 
 /// The `cgroup.procs` files of every hierarchy `pid` is in (below the mounts), so an exec'd
 /// process lands in the container's groups (v1 and v2 alike).
-fn cgroup_procs_of(pid: i32) -> Vec<std::path::PathBuf> {
+pub fn cgroup_procs_of(pid: i32) -> Vec<std::path::PathBuf> {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return Vec::new();
     };

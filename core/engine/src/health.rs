@@ -362,7 +362,14 @@ fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
 }
 
 /// The prober loop of one container start, until `stop`. Writes `health.json` in `dir`.
-pub(crate) fn run_checks(check: &Check, prober: &Prober, dir: &Path, stop: &AtomicBool) {
+/// `changed` is told each new status (`health_status` events).
+pub(crate) fn run_checks(
+    check: &Check,
+    prober: &Prober,
+    dir: &Path,
+    stop: &AtomicBool,
+    changed: &dyn Fn(HealthStatus),
+) {
     let started = Instant::now();
     let mut health = Health::starting();
     health.save(dir);
@@ -386,8 +393,12 @@ pub(crate) fn run_checks(check: &Check, prober: &Prober, dir: &Path, stop: &Atom
             // The container ended during the probe: its result says nothing.
             return;
         }
+        let before = health.status;
         health.record(probe, probe_started < check.start_period, check.retries);
         health.save(dir);
+        if health.status != before {
+            changed(health.status);
+        }
     }
 }
 

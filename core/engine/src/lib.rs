@@ -3,7 +3,15 @@
 //! Everything behind the `berth` command line: configuration, the active plugins, the
 //! image store, containers (records, lifecycle, supervision) and builds. The CLI crate only
 //! parses flags and prints.
+//!
+//! Every frontend (the CLI, the Docker API server) calls the same `impl Engine` methods
+//! with typed inputs and outputs; what they return is in the Docker Engine API's shapes,
+//! the [`models`] (bollard-stubs' types, re-exported so every frontend uses the same
+//! version): inspect and list of containers, images, networks and volumes with Docker's
+//! [`filters`], [`stats`] and `top`, the prunes ([`prune`]), `system df` ([`df`]) and the
+//! Go templates of `--format` ([`template`]).
 
+pub mod attach;
 pub mod build;
 pub mod config;
 pub mod container;
@@ -12,17 +20,32 @@ pub mod create;
 pub mod db;
 pub mod debris;
 pub mod devices;
+pub mod df;
+pub mod events;
 pub mod exec;
+pub mod filters;
 pub mod health;
 pub mod host;
+pub mod image_api;
 pub mod images;
+pub mod inspect;
 pub mod lifecycle;
+pub mod log_tail;
 pub mod logs;
+pub mod networks;
 pub mod parse;
 pub mod plugins;
+pub mod prune;
 pub mod registry;
 pub(crate) mod rt;
+pub mod stats;
 pub mod supervise;
+pub mod template;
+pub mod volumes;
+pub mod wait;
+
+/// The Docker Engine API's types (bollard-stubs), as every frontend should use them.
+pub use bollard_stubs::models;
 
 use std::path::PathBuf;
 
@@ -30,6 +53,7 @@ use berth_abi::PluginError;
 use berth_plugin_host::HostError;
 
 pub use config::{Config, Overrides};
+pub use filters::Filters;
 pub use plugins::Plugins;
 
 /// Errors of the engine, each phrased for the user who has to act on it.

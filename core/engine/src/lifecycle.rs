@@ -10,12 +10,13 @@ use std::{
 use berth_abi::{DetachRequest, ErrorKind};
 
 use crate::{
+    attach::{AttachEnd, AttachOptions, AttachStreams, DetachKeys, Pending},
     container::{ContainerRecord, LimitsConfig, State},
     supervise::stopped_marker,
     Engine, EngineError,
 };
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
@@ -49,6 +50,47 @@ fn handover_fd(fd: libc::c_int, target: libc::c_int) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The name of the monitor program.
+pub const MONITOR: &str = "berth-monitor";
+
+/// Where `berth-monitor` is: `$BERTH_MONITOR` when set, else next to the running program
+/// (`<prefix>/lib/berth/berth-monitor` for `<prefix>/bin/berth`, or beside it), the system
+/// locations, then `PATH`.
+pub fn monitor_binary() -> Result<std::path::PathBuf, EngineError> {
+    use std::path::PathBuf;
+    if let Some(p) = std::env::var_os("BERTH_MONITOR").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(EngineError::Invalid(format!(
+            "BERTH_MONITOR={}: no such file (unset it to use the berth-monitor installed with berth)",
+            p.display()
+        )));
+    }
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(std::path::Path::to_path_buf))
+    {
+        candidates.push(dir.join("../lib/berth").join(MONITOR));
+        candidates.push(dir.join(MONITOR));
+    }
+    candidates.push(PathBuf::from("/usr/local/lib/berth").join(MONITOR));
+    candidates.push(PathBuf::from("/usr/lib/berth").join(MONITOR));
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join(MONITOR)));
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        EngineError::Invalid(
+            "berth-monitor (the per-container monitor) was not found in <prefix>/lib/berth next \
+             to this program, /usr/local/lib/berth, /usr/lib/berth or PATH: install it with \
+             berth (`cargo xtask build` stages it), or set BERTH_MONITOR to its path"
+                .into(),
+        )
+    })
 }
 
 impl Engine {
@@ -92,8 +134,9 @@ impl Engine {
                 &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 "the container's supervisor exited unexpectedly",
             ) {
+                Ok(()) => self.emit_container(&c, "die", &[("exitCode", "255".into())]),
                 // Another command repaired (or removed) it meanwhile.
-                Ok(()) | Err(EngineError::Conflict(_)) | Err(EngineError::NotFound(_)) => {}
+                Err(EngineError::Conflict(_)) | Err(EngineError::NotFound(_)) => {}
                 // (a full disk): the next command tries again; this one can still read.
                 Err(e) => tracing::warn!(container = %c.name, "recording the exit: {e}"),
             }
@@ -122,27 +165,64 @@ impl Engine {
         }
     }
 
-    /// `start`/`run -d`: spawns the monitor (`berth __monitor ID`) in its own session and
-    /// waits until it reports the process running, or why it could not start.
+    /// `start`/`run -d`: spawns the monitor (`berth-monitor ID`, see [`monitor_binary`])
+    /// in its own session and waits until it reports the process running, or why it
+    /// could not start.
     pub fn start_detached(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
         if rec.state.is_live() {
             return Ok(());
         }
-        let exe = std::env::current_exe()
-            .map_err(|e| EngineError::io("finding the berth executable", e))?;
+        self.spawn_monitor(rec, None).map(|_| ())
+    }
+
+    /// `start -a`, `run -t`: starts the container under its monitor with the caller
+    /// attached from the first byte of output, then streams until the process exits
+    /// (the exit is recorded, and a `--rm` container removed, when this returns
+    /// [`AttachEnd::Exited`]) or the caller detaches.
+    pub fn start_attached(
+        &self,
+        rec: &ContainerRecord,
+        opts: &AttachOptions,
+        streams: AttachStreams,
+    ) -> Result<AttachEnd, EngineError> {
+        let keys = match &opts.detach_keys {
+            Some(k) => DetachKeys::parse(k)?,
+            None => DetachKeys::default(),
+        };
+        if rec.state.is_live() {
+            return self.attach(&rec.id, opts, streams);
+        }
+        match self.spawn_monitor(rec, Some(opts))? {
+            Some(p) => self.stream_attached(p, opts, &keys, streams),
+            None => Ok(AttachEnd::Closed),
+        }
+    }
+
+    /// Spawns `berth-monitor` for `rec`. With `attach`, the monitor waits for a first
+    /// client before it starts the process; the connection is returned.
+    fn spawn_monitor(
+        &self,
+        rec: &ContainerRecord,
+        attach: Option<&AttachOptions>,
+    ) -> Result<Option<Pending>, EngineError> {
+        let exe = monitor_binary()?;
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| EngineError::io("creating a pipe", e.into()))?;
         let config = serde_json::to_string(&self.config)
             .map_err(|e| EngineError::Invalid(format!("serialising config: {e}")))?;
         let wfd = std::os::fd::AsRawFd::as_raw_fd(&w);
-        let mut cmd = Command::new(exe);
-        cmd.arg("__monitor")
-            .arg(&rec.id)
+        let mut cmd = Command::new(&exe);
+        cmd.arg(&rec.id)
             .env("BERTH_MONITOR_CONFIG", config)
             .env("BERTH_READY_FD", "3")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if attach.is_some() {
+            cmd.env("BERTH_ATTACH_WAIT", "1");
+        } else {
+            cmd.env_remove("BERTH_ATTACH_WAIT");
+        }
         // SAFETY: between fork and exec we only call async-signal-safe functions
         // (setsid, dup2, fcntl).
         unsafe {
@@ -151,23 +231,39 @@ impl Engine {
                 handover_fd(wfd, 3)
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| EngineError::io("starting the container monitor", e))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            EngineError::io(
+                format!("starting the container monitor {}", exe.display()),
+                e,
+            )
+        })?;
         drop(w);
-        let mut msg = String::new();
-        use std::io::Read;
-        let _ = std::fs::File::from(r).read_to_string(&mut msg);
         // The monitor lives on (reparented to init once we exit): it is not waited for,
         // except to reap it when it already failed.
-        let msg = msg.trim();
-        if msg == "ok" {
-            return Ok(());
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(std::fs::File::from(r)).lines();
+        let mut pending = None;
+        while let Some(Ok(line)) = lines.next() {
+            let msg = line.trim();
+            if msg == "listening" {
+                if let Some(opts) = attach {
+                    pending = Some(crate::attach::connect_pending(
+                        &self.container_dir(&rec.id),
+                        opts,
+                    )?);
+                }
+                continue;
+            }
+            if msg == "ok" {
+                return Ok(pending);
+            }
+            let _ = child.try_wait();
+            if let Some(err) = msg.strip_prefix("err ") {
+                return Err(EngineError::Invalid(err.to_string()));
+            }
+            break;
         }
         let _ = child.try_wait();
-        if let Some(err) = msg.strip_prefix("err ") {
-            return Err(EngineError::Invalid(err.to_string()));
-        }
         Err(EngineError::Invalid(
             "the container monitor exited before starting the container (see `berth logs` and RUST_LOG=debug)".into(),
         ))
@@ -184,6 +280,7 @@ impl Engine {
             )));
         }
         let _ = std::fs::write(stopped_marker(&self.container_dir(&rec.id)), b"");
+        self.emit_container(rec, "kill", &[("signal", signal.to_string())]);
         if signal == libc::SIGKILL {
             if let Ok(iso) = self.plugins.isolator() {
                 let _ = iso.thaw(&rec.id);
@@ -260,6 +357,7 @@ impl Engine {
                 )));
             }
         }
+        self.emit_container(rec, "stop", &[]);
         Ok(())
     }
 
@@ -308,6 +406,11 @@ impl Engine {
             }
         }
         tracing::debug!(container = %rec.short_id(), "snapshot removed");
+        // For API clients waiting for the removal (`wait?condition=removed`).
+        if !rec.started_at.is_empty() {
+            let last = self.db()?.get(id)?.unwrap_or_else(|| rec.clone());
+            self.write_exit_note(&last);
+        }
         let dir = self.container_dir(id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
@@ -316,6 +419,7 @@ impl Engine {
             Err(e) => return Err(EngineError::io(format!("removing {}", dir.display()), e)),
         }
         self.db()?.delete(id)?;
+        self.emit_container(&rec, "destroy", &[]);
         if volumes {
             let anon: Vec<String> = self
                 .db()?
@@ -348,7 +452,24 @@ impl Engine {
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| EngineError::io(format!("removing volume {}", dir.display()), e))?;
         }
-        self.db()?.volume_delete(name)?;
+        if self.db()?.volume_delete(name)? {
+            self.emit_named(
+                "volume",
+                "destroy",
+                name,
+                name,
+                &[("driver", "local".into())],
+            );
+        }
+        Ok(())
+    }
+
+    /// `berth rename`.
+    pub fn rename(&self, rec: &ContainerRecord, new_name: &str) -> Result<(), EngineError> {
+        self.db()?.rename(&rec.id, new_name)?;
+        let mut renamed = rec.clone();
+        renamed.name = new_name.to_string();
+        self.emit_container(&renamed, "rename", &[("oldName", format!("/{}", rec.name))]);
         Ok(())
     }
 
@@ -372,7 +493,9 @@ impl Engine {
             .isolator()?
             .freeze(&rec.id)
             .map_err(|e| EngineError::plugin(format!("pausing {}", rec.name), e))?;
-        self.db()?.set_state(&rec.id, State::Paused)
+        self.db()?.set_state(&rec.id, State::Paused)?;
+        self.emit_container(rec, "pause", &[]);
+        Ok(())
     }
 
     pub fn unpause(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
@@ -387,7 +510,9 @@ impl Engine {
             .thaw(&rec.id)
             .map_err(|e| EngineError::plugin(format!("unpausing {}", rec.name), e))?;
         self.db()?
-            .set_state_from(&rec.id, State::Paused, State::Running)
+            .set_state_from(&rec.id, State::Paused, State::Running)?;
+        self.emit_container(rec, "unpause", &[]);
+        Ok(())
     }
 
     /// `berth update`: new limits, applied live when running.
@@ -420,7 +545,9 @@ impl Engine {
         take!(cpuset_mems);
         take!(pids);
         take!(blkio_weight);
-        self.db()?.update_config(&rec.id, &config)
+        self.db()?.update_config(&rec.id, &config)?;
+        self.emit_container(rec, "update", &[]);
+        Ok(())
     }
 }
 

@@ -78,7 +78,9 @@ impl Engine {
         };
         let store = self.images()?;
         let _lease = store.lease()?;
-        Ok(berth_distribution::pull(store, reference, &opts)?)
+        let r = berth_distribution::pull(store, reference, &opts)?;
+        self.emit_named("image", "pull", &r.image.id, &r.reference.familiar(), &[]);
+        Ok(r)
     }
 
     /// The local image `reference`, pulled first when it is missing (`docker run`'s

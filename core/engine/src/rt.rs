@@ -142,20 +142,27 @@ pub fn create(
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let stdin = if c.interactive && mode == IoMode::Foreground {
-            Some(dup_stdin()?)
-        } else {
-            Some(dev_null()?)
+        // With `-i` in the foreground the container reads our stdin; under a monitor
+        // it reads a pipe the monitor feeds from attach clients (and keeps open, as
+        // Docker does, so a detached `-i` container waits for input).
+        let (stdin, feed) = match (c.interactive, mode) {
+            (true, IoMode::Foreground) => (dup_stdin()?, None),
+            (true, _) => {
+                let (r, w) = pipe()?;
+                (r, Some(w))
+            }
+            (false, _) => (dev_null()?, None),
         };
         (
             runtime::Stdio::Fds {
-                stdin,
+                stdin: Some(stdin),
                 stdout: out_w,
                 stderr: err_w,
             },
             Some(ContainerIo::Pipes {
                 stdout: out_r,
                 stderr: err_r,
+                stdin: feed,
             }),
         )
     };

@@ -1,7 +1,9 @@
 //! Starting and supervising a container: the role conmon plays for podman.
 //!
-//! The supervisor is either the `berth run` process itself (foreground) or a small monitor
-//! process (`berth run -d`, `berth start`: `berth __monitor ID`, detached with setsid). It
+//! The supervisor is either the `berth run` process itself (foreground) or the container's
+//! monitor (`berth run -d`, `berth start`, `run -t`, `start -a`: the `berth-monitor ID`
+//! program, detached with setsid, which also serves the attach socket, see
+//! [`crate::attach`]). It
 //! mounts the snapshot, creates the cgroup, starts the process through berth-runtime,
 //! attaches the network while the process waits at its sync point, then owns the
 //! container's stdio (writing the JSON log), reaps the process, records the exit, cleans up
@@ -20,6 +22,7 @@ use nix::{
 };
 
 use crate::{
+    attach::{AttachServer, StdinSink},
     container::{AttachedNetwork, ContainerRecord, NetworkState, PortConfig},
     health,
     logs::LogWriter,
@@ -32,9 +35,26 @@ pub enum IoMode {
     /// `run` in the foreground: stream output to our stdout/stderr (and the log); with
     /// `interactive`, our stdin is the container's.
     Foreground,
-    /// A detached monitor: output only to the log.
+    /// A detached monitor: output to the log and to the clients of the attach socket.
     Detached,
+    /// A detached monitor whose first start waits (a while) for an attach client, so a
+    /// `start -a` sees all of a short-lived process's output.
+    AwaitAttach,
 }
+
+/// What the supervisor reports to whoever started it (the monitor's ready pipe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// The attach socket listens and waits for its first client (`IoMode::AwaitAttach`).
+    Listening,
+    /// The process runs.
+    Started,
+    /// It could not start, and why.
+    Failed(String),
+}
+
+/// How long an `AwaitAttach` monitor waits for the client that asked for it.
+const ATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The outcome of one start.
 #[derive(Debug, Clone)]
@@ -55,6 +75,12 @@ pub fn stopped_marker(dir: &Path) -> PathBuf {
     dir.join("stopped-by-user")
 }
 
+/// What the supervisor does after an exit.
+enum Step {
+    Done(ExitInfo),
+    Restart(ExitInfo),
+}
+
 /// Everything set up for one start that must be undone after it.
 struct Setup {
     rootfs: PathBuf,
@@ -69,76 +95,49 @@ impl Engine {
         &self,
         rec: &ContainerRecord,
         mode: IoMode,
-        mut ready: Option<&mut dyn FnMut(Result<(), String>)>,
+        mut ready: Option<&mut dyn FnMut(Ready)>,
     ) -> Result<ExitInfo, EngineError> {
         let dir = self.container_dir(&rec.id);
         let _ = std::fs::remove_file(stopped_marker(&dir));
         let mut delay_ms = 100u64;
+        let mut first = true;
         loop {
             let rec = self.db()?.get(&rec.id)?.ok_or_else(|| {
                 EngineError::NotFound(format!("container {} disappeared", rec.id))
             })?;
-            let outcome = self.run_once(&rec, mode, &mut ready);
-            let info = match outcome {
-                Ok(i) => i,
-                Err(e) => {
-                    // A `--rm` container is removed even when recording the failure
-                    // itself fails (a full disk): a failed removal stays `removing`, which
-                    // the next command finishes.
-                    let recorded =
-                        self.db()?
-                            .set_exited(&rec.id, 125, false, &now(), &e.to_string());
-                    if rec.config.auto_remove {
-                        if let Err(re) = self.remove_container(&rec.id, true, true) {
-                            tracing::warn!(container = %rec.name, "removing after a failed start: {re}");
-                        }
-                    } else if let Err(de) = recorded {
-                        tracing::warn!(container = %rec.name, "recording a failed start: {de}");
+            // A monitor owns the stdio: attach clients reach it through the socket. They
+            // are told the exit code once the exit is recorded (and a `--rm` container
+            // removed), so a client that returns sees the final state.
+            let mut server = match mode {
+                IoMode::Foreground => None,
+                _ => match AttachServer::bind(&dir) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(container = %rec.name, "no attach socket: {e}");
+                        None
                     }
-                    return Err(e);
-                }
+                },
             };
-            self.db()?.set_exited(
-                &rec.id,
-                info.code,
-                info.oom_killed,
-                &now(),
-                info.error.as_deref().unwrap_or(""),
-            )?;
-            if let Err(e) = self.refresh_peer_hosts(std::slice::from_ref(&rec.config.network), None)
-            {
-                tracing::warn!("updating the hosts files of {}'s peers: {e}", rec.name);
-            }
-            if info.error.is_some() || mode == IoMode::Foreground {
-                if rec.config.auto_remove {
-                    crate::debris::test_pause("supervise-exited");
-                    self.remove_container(&rec.id, true, true)?;
+            if let (true, IoMode::AwaitAttach, Some(s)) = (first, mode, server.as_mut()) {
+                if let Some(f) = ready.as_mut() {
+                    f(Ready::Listening);
                 }
-                return Ok(info);
+                s.wait_first(ATTACH_WAIT, &mut StdinSink::None);
             }
-            let stopped = stopped_marker(&dir).exists();
-            let policy = rec.config.restart.as_str();
-            let restart = match policy.split_once(':').map(|(p, _)| p).unwrap_or(policy) {
-                "always" => !stopped,
-                "unless-stopped" => !stopped,
-                "on-failure" => {
-                    let max: i64 = policy
-                        .split_once(':')
-                        .and_then(|(_, n)| n.parse().ok())
-                        .unwrap_or(i64::MAX);
-                    !stopped && info.code != 0 && rec.restart_count < max
-                }
-                _ => false,
+            first = false;
+            let outcome = self.run_once(&rec, mode, &mut ready, server.as_mut());
+            let step = self.after_exit(&rec, mode, outcome, &dir);
+            if let Some(s) = server.as_mut() {
+                s.finish(match &step {
+                    Ok(Step::Done(i)) | Ok(Step::Restart(i)) => i.code,
+                    Err(_) => 125,
+                });
+            }
+            drop(server);
+            let info = match step? {
+                Step::Done(info) => return Ok(info),
+                Step::Restart(info) => info,
             };
-            if !restart {
-                if rec.config.auto_remove {
-                    self.remove_container(&rec.id, true, true)?;
-                }
-                return Ok(info);
-            }
-            self.db()?
-                .set_restarting(&rec.id, std::process::id() as i32)?;
-            self.db()?.bump_restart(&rec.id)?;
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
             delay_ms = (delay_ms * 2).min(10_000);
             if stopped_marker(&dir).exists() {
@@ -150,21 +149,96 @@ impl Engine {
         }
     }
 
+    /// Records an exit (or a failed start), and applies `--rm` and the restart policy.
+    fn after_exit(
+        &self,
+        rec: &ContainerRecord,
+        mode: IoMode,
+        outcome: Result<ExitInfo, EngineError>,
+        dir: &Path,
+    ) -> Result<Step, EngineError> {
+        let info = match outcome {
+            Ok(i) => i,
+            Err(e) => {
+                // A `--rm` container is removed even when recording the failure
+                // itself fails (a full disk): a failed removal stays `removing`, which
+                // the next command finishes.
+                let recorded = self
+                    .db()?
+                    .set_exited(&rec.id, 125, false, &now(), &e.to_string());
+                if rec.config.auto_remove {
+                    if let Err(re) = self.remove_container(&rec.id, true, true) {
+                        tracing::warn!(container = %rec.name, "removing after a failed start: {re}");
+                    }
+                } else if let Err(de) = recorded {
+                    tracing::warn!(container = %rec.name, "recording a failed start: {de}");
+                }
+                return Err(e);
+            }
+        };
+        self.db()?.set_exited(
+            &rec.id,
+            info.code,
+            info.oom_killed,
+            &now(),
+            info.error.as_deref().unwrap_or(""),
+        )?;
+        if info.oom_killed {
+            self.emit_container(rec, "oom", &[]);
+        }
+        self.emit_container(rec, "die", &[("exitCode", info.code.to_string())]);
+        if let Err(e) = self.refresh_peer_hosts(std::slice::from_ref(&rec.config.network), None) {
+            tracing::warn!("updating the hosts files of {}'s peers: {e}", rec.name);
+        }
+        if info.error.is_some() || mode == IoMode::Foreground {
+            if rec.config.auto_remove {
+                crate::debris::test_pause("supervise-exited");
+                self.remove_container(&rec.id, true, true)?;
+            }
+            return Ok(Step::Done(info));
+        }
+        let stopped = stopped_marker(dir).exists();
+        let policy = rec.config.restart.as_str();
+        let restart = match policy.split_once(':').map(|(p, _)| p).unwrap_or(policy) {
+            "always" => !stopped,
+            "unless-stopped" => !stopped,
+            "on-failure" => {
+                let max: i64 = policy
+                    .split_once(':')
+                    .and_then(|(_, n)| n.parse().ok())
+                    .unwrap_or(i64::MAX);
+                !stopped && info.code != 0 && rec.restart_count < max
+            }
+            _ => false,
+        };
+        if !restart {
+            if rec.config.auto_remove {
+                self.remove_container(&rec.id, true, true)?;
+            }
+            return Ok(Step::Done(info));
+        }
+        self.db()?
+            .set_restarting(&rec.id, std::process::id() as i32)?;
+        self.db()?.bump_restart(&rec.id)?;
+        Ok(Step::Restart(info))
+    }
+
     fn run_once(
         &self,
         rec: &ContainerRecord,
         mode: IoMode,
-        ready: &mut Option<&mut dyn FnMut(Result<(), String>)>,
+        ready: &mut Option<&mut dyn FnMut(Ready)>,
+        server: Option<&mut AttachServer>,
     ) -> Result<ExitInfo, EngineError> {
         let mut setup = Setup {
             rootfs: self.container_dir(&rec.id).join("rootfs"),
             cgroup: false,
             networks: Vec::new(),
         };
-        let r = self.run_process(rec, mode, ready, &mut setup);
+        let r = self.run_process(rec, mode, ready, &mut setup, server);
         if let Err(e) = &r {
             if let Some(f) = ready.as_mut() {
-                f(Err(e.to_string()));
+                f(Ready::Failed(e.to_string()));
             }
         }
         // Networks connected while it ran (`network connect`) are detached too.
@@ -186,8 +260,9 @@ impl Engine {
         &self,
         rec: &ContainerRecord,
         mode: IoMode,
-        ready: &mut Option<&mut dyn FnMut(Result<(), String>)>,
+        ready: &mut Option<&mut dyn FnMut(Ready)>,
         setup: &mut Setup,
+        server: Option<&mut AttachServer>,
     ) -> Result<ExitInfo, EngineError> {
         let dir = self.container_dir(&rec.id);
         let storage = self.plugins.storage()?;
@@ -267,6 +342,7 @@ impl Engine {
             if !matches!(net, "none" | "host") && !net.starts_with("container:") {
                 let a = self.attach_network(rec, pid, net)?;
                 setup.networks.push(a);
+                self.emit_network(net, "connect", &rec.id);
                 // Now the address is known: rewrite /etc/hosts (bind-mounted, same inode).
                 self.write_etc_files(rec, &hostname, &setup.networks)?;
             }
@@ -283,7 +359,7 @@ impl Engine {
             Ok(s) => s,
             Err(rt::StartError::Exec { code, message }) => {
                 if let Some(f) = ready.as_mut() {
-                    f(Err(message.clone()));
+                    f(Ready::Failed(message.clone()));
                 }
                 return Ok(ExitInfo {
                     code,
@@ -308,8 +384,9 @@ impl Engine {
         if let Err(e) = self.refresh_peer_hosts(&joined, Some(&rec.id)) {
             tracing::warn!("updating the hosts files of {}'s peers: {e}", rec.name);
         }
+        self.emit_container(rec, "start", &[]);
         if let Some(f) = ready.as_mut() {
-            f(Ok(()));
+            f(Ready::Started);
         }
         let mut log = LogWriter::open(&dir.join("container.log"))?;
         // HEALTHCHECK: a prober thread for as long as this start lasts.
@@ -333,9 +410,28 @@ impl Engine {
         let (relayed, status) = std::thread::scope(|s| {
             if let (Some(c), Some(p)) = (&check, &prober) {
                 let (dir, stop) = (&dir, &stop);
-                s.spawn(move || health::run_checks(c, p, dir, stop));
+                // (The journal alone crosses to the prober thread, not the engine.)
+                let journal = self.journal();
+                let attrs = crate::events::container_attributes(rec, &[]);
+                let changed = move |st: health::HealthStatus| {
+                    let name = match st {
+                        health::HealthStatus::Starting => "starting",
+                        health::HealthStatus::Healthy => "healthy",
+                        health::HealthStatus::Unhealthy => "unhealthy",
+                    };
+                    let e = crate::events::Event::new(
+                        "container",
+                        &format!("health_status: {name}"),
+                        &rec.id,
+                        attrs.clone(),
+                    );
+                    if let Err(err) = journal.append(&e) {
+                        tracing::warn!("recording a health_status event: {err}");
+                    }
+                };
+                s.spawn(move || health::run_checks(c, p, dir, stop, &changed));
             }
-            let relayed = relay(started.pid(), io, Some(&mut log), mode);
+            let relayed = relay(started.pid(), io, Some(&mut log), mode, server);
             let _ = log.flush();
             let status = started.wait();
             stop.store(true, Ordering::Relaxed);
@@ -389,6 +485,22 @@ impl Engine {
         oom
     }
 
+    /// A network event (`connect`/`disconnect` name the container; `create` none).
+    fn emit_network(&self, network: &str, action: &str, container: &str) {
+        let id = self
+            .plugins
+            .network()
+            .ok()
+            .and_then(|n| n.inspect_network(network).ok())
+            .map(|i| i.id.to_string())
+            .unwrap_or_else(|| network.to_string());
+        let mut extra = vec![("type", "bridge".to_string())];
+        if !container.is_empty() {
+            extra.push(("container", container.to_string()));
+        }
+        self.emit_named("network", action, &id, network, &extra);
+    }
+
     /// `berth network connect`: attaches a running container to one more network.
     pub fn connect(
         &self,
@@ -423,6 +535,7 @@ impl Engine {
         let mut state = rec.network.clone();
         state.networks.push(attached);
         self.db()?.set_network(&rec.id, &state)?;
+        self.emit_network(network, "connect", &rec.id);
         let names: Vec<String> = state.networks.iter().map(|n| n.network.clone()).collect();
         self.refresh_peer_hosts(&names, None)
     }
@@ -449,6 +562,7 @@ impl Engine {
         let mut state = rec.network.clone();
         state.networks.retain(|x| x.network != network);
         self.db()?.set_network(&rec.id, &state)?;
+        self.emit_network(network, "disconnect", &rec.id);
         let mut names: Vec<String> = state.networks.iter().map(|n| n.network.clone()).collect();
         names.push(network.to_string());
         self.refresh_peer_hosts(&names, None)
@@ -484,6 +598,7 @@ impl Engine {
                             ..Default::default()
                         })
                         .map_err(|e| EngineError::plugin("creating the default network", e))?;
+                    self.emit_network("bridge", "create", "");
                 }
                 Err(e) => return Err(EngineError::plugin("inspecting the default network", e)),
             }
@@ -704,6 +819,18 @@ impl Engine {
         for m in &rec.config.mounts {
             let mut m = m.clone();
             if m.kind == "volume" {
+                self.emit_named(
+                    "volume",
+                    "mount",
+                    &m.source,
+                    &m.source,
+                    &[
+                        ("container", rec.id.clone()),
+                        ("destination", m.destination.clone()),
+                        ("driver", "local".into()),
+                        ("read/write", (!m.read_only).to_string()),
+                    ],
+                );
                 let d = self.volume_dir(&m.source);
                 std::fs::create_dir_all(&d)
                     .map_err(|e| EngineError::io(format!("volume {}", d.display()), e))?;
@@ -738,8 +865,15 @@ fn write_in_place(p: &Path, data: &[u8]) -> Result<(), EngineError> {
 
 /// The host side of a started container's stdio.
 pub enum ContainerIo {
-    Pipes { stdout: OwnedFd, stderr: OwnedFd },
-    Pty { master: OwnedFd },
+    /// `stdin`: the write end of the container's stdin, when a monitor feeds it.
+    Pipes {
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        stdin: Option<OwnedFd>,
+    },
+    Pty {
+        master: OwnedFd,
+    },
     None,
 }
 
@@ -821,6 +955,7 @@ pub(crate) fn relay(
     io: ContainerIo,
     mut log: Option<&mut LogWriter>,
     mode: IoMode,
+    mut server: Option<&mut AttachServer>,
 ) -> Result<(), EngineError> {
     let _raw = match (&io, mode) {
         (ContainerIo::Pty { .. }, IoMode::Foreground) => Some(RawMode::enter()),
@@ -839,9 +974,27 @@ pub(crate) fn relay(
     } else {
         None
     };
+    // Where attach clients' input goes: the stdin pipe, or the terminal under a monitor.
+    let mut sink = StdinSink::None;
     let (outs, is_pty): (Vec<(OwnedFd, usize)>, bool) = match io {
-        ContainerIo::Pipes { stdout, stderr } => (vec![(stdout, 0), (stderr, 1)], false),
-        ContainerIo::Pty { master } => (vec![(master, 0)], true),
+        ContainerIo::Pipes {
+            stdout,
+            stderr,
+            stdin,
+        } => {
+            if let Some(w) = stdin {
+                sink = StdinSink::Pipe(Some(w));
+            }
+            (vec![(stdout, 0), (stderr, 1)], false)
+        }
+        ContainerIo::Pty { master } => {
+            if mode != IoMode::Foreground {
+                if let Ok(m) = master.try_clone() {
+                    sink = StdinSink::Pty(m);
+                }
+            }
+            (vec![(master, 0)], true)
+        }
         ContainerIo::None => (Vec::new(), false),
     };
     let mut open: Vec<bool> = vec![true; outs.len()];
@@ -873,6 +1026,14 @@ pub(crate) fn relay(
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             kinds.push(('i', 0));
         }
+        if let (Some(srv), false) = (server.as_deref(), exited) {
+            fds.push(PollFd::new(srv.listener_fd(), PollFlags::POLLIN));
+            kinds.push(('l', 0));
+            for (i, c) in srv.client_fds().into_iter().enumerate() {
+                fds.push(PollFd::new(c, PollFlags::POLLIN));
+                kinds.push(('c', i));
+            }
+        }
         // After the process exited, drain what is buffered without waiting for writers
         // that inherited the pipe (daemonised grandchildren).
         let timeout = if exited {
@@ -897,6 +1058,16 @@ pub(crate) fn relay(
             .filter_map(|(f, k)| f.revents().filter(|r| !r.is_empty()).map(|r| (k.0, k.1, r)))
             .collect();
         drop(fds);
+        // Attach clients' input first, highest index first: a client that left is removed,
+        // which must not shift the indices still to be handled.
+        if let Some(srv) = server.as_deref_mut() {
+            let mut clients: Vec<usize> =
+                ready.iter().filter(|r| r.0 == 'c').map(|r| r.1).collect();
+            clients.sort_unstable();
+            for i in clients.into_iter().rev() {
+                srv.on_readable(i, &mut sink);
+            }
+        }
         for (kind, i, _flags) in ready {
             match kind {
                 'o' => {
@@ -910,12 +1081,22 @@ pub(crate) fn relay(
                             if mode == IoMode::Foreground {
                                 write_all_fd(if *stream == 0 { 1 } else { 2 }, &buf[..n]);
                             }
+                            if let Some(srv) = server.as_deref_mut() {
+                                srv.broadcast(*stream, &buf[..n]);
+                            }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(_) => open[i] = false,
                     }
                 }
                 'p' => exited = true,
+                'l' => {
+                    if let Some(srv) = server.as_deref_mut() {
+                        srv.accept();
+                    }
+                }
+                // (handled above)
+                'c' => {}
                 's' => {
                     if let Some(s) = &sigfd {
                         if let Ok(Some(info)) = s.read_signal() {

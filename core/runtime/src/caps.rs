@@ -58,6 +58,13 @@ pub fn parse_capability(name: &str) -> Result<Capability, RuntimeError> {
         .map_err(|_| RuntimeError::UnknownCapability(name.to_string()))
 }
 
+/// The mask of exactly these capabilities (no defaults, no `ALL`).
+pub(crate) fn names_mask(names: &[String]) -> Result<u64, RuntimeError> {
+    names
+        .iter()
+        .try_fold(0u64, |m, n| Ok(m | parse_capability(n)?.bitmask()))
+}
+
 fn is_all(name: &str) -> bool {
     let n = name.trim().to_ascii_uppercase();
     n == "ALL" || n == "CAP_ALL"

@@ -79,6 +79,12 @@ pub(crate) struct ChildArgs<'a> {
     pub stdio: &'a StdioPlan,
     pub proc: &'a ProcPlan,
     pub fd_limit: c_int,
+    /// `(/proc/sys/... path, value)`: namespaced sysctls, written through the host's
+    /// `/proc` before the rootfs is set up (the kernel resolves them in the writer's
+    /// namespaces; the container's `/proc/sys` may be read-only later).
+    pub sysctls: &'a [(std::ffi::CString, std::ffi::CString)],
+    /// Descriptors below this one (≥ 3) stay open across exec (`--preserve-fds`).
+    pub first_cloexec: c_int,
 }
 
 /// Everything an `exec`'d process reads.
@@ -106,7 +112,64 @@ fn send(fd: c_int, msg: Msg) {
     }
 }
 
+/// Set (in the parent, before `clone`) for processes nobody reads the status pipe of once
+/// they were started from another process (`CreateOptions::go_fifo`): their late failures
+/// then also go to their stderr, the only place the caller can see them.
+pub(crate) static REPORT_TO_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `berth-runtime: <what>: errno <n>` on fd 2, without allocating.
+fn report_stderr(what: &str, err: i32) {
+    if !REPORT_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut buf = [0u8; 160];
+    let mut n = 0;
+    let mut put = |b: &[u8], n: &mut usize| {
+        for &c in b {
+            if let Some(slot) = buf.get_mut(*n) {
+                *slot = c;
+                *n += 1;
+            }
+        }
+    };
+    put(b"berth-runtime: container process: ", &mut n);
+    put(what.as_bytes(), &mut n);
+    put(b": errno ", &mut n);
+    let mut digits = [0u8; 12];
+    let mut d = 0;
+    let mut v = err.max(0) as u32;
+    loop {
+        if let Some(slot) = digits.get_mut(d) {
+            *slot = b'0' + (v % 10) as u8;
+        }
+        d += 1;
+        v /= 10;
+        if v == 0 || d >= digits.len() {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        if let Some(&c) = digits.get(d) {
+            put(&[c], &mut n);
+        }
+    }
+    put(b"\n", &mut n);
+    // SAFETY: writes from a stack buffer to fd 2; a failed write only loses the report.
+    unsafe {
+        libc::write(2, buf.as_ptr().cast(), n.min(buf.len()));
+    }
+}
+
 fn fail(fd: c_int, stage: Stage, index: u32, err: i32) -> ! {
+    report_stderr(
+        crate::protocol::STAGES
+            .get(stage as usize)
+            .copied()
+            .unwrap_or("setup"),
+        err,
+    );
     send(
         fd,
         Msg {
@@ -491,18 +554,18 @@ fn run_op(root: c_int, op: &Op) -> Result<(), i32> {
 }
 
 /// Marks every descriptor ≥ 3 close-on-exec (the engine's descriptors never reach the container).
-fn cloexec_all(limit: c_int) {
+fn cloexec_all(first: c_int, limit: c_int) {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            first.max(3) as u32,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
     if r < 0 {
-        for fd in 3..limit {
+        for fd in first.max(3)..limit {
             // SAFETY: F_SETFD on a possibly closed descriptor is harmless.
             unsafe {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
@@ -608,25 +671,25 @@ fn apply_identity(status: c_int, p: &ProcPlan) {
             version: 0x2008_0522,
             pid: 0,
         };
-        let lo = p.caps as u32;
-        let hi = (p.caps >> 32) as u32;
         let data = [
             CapData {
-                effective: lo,
-                permitted: lo,
-                inheritable: 0,
+                effective: p.effective as u32,
+                permitted: p.permitted as u32,
+                inheritable: p.inheritable as u32,
             },
             CapData {
-                effective: hi,
-                permitted: hi,
-                inheritable: 0,
+                effective: (p.effective >> 32) as u32,
+                permitted: (p.permitted >> 32) as u32,
+                inheritable: (p.inheritable >> 32) as u32,
             },
         ];
         if libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) < 0 {
             fail(status, Stage::Capset, 0, errno());
         }
         libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
-        // Ambient capabilities (none) — EINVAL on kernels without them is fine.
+        // Ambient capabilities: cleared, then the requested ones raised (each must be
+        // permitted and inheritable). EINVAL on kernels without them is fine when none
+        // are requested.
         libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
@@ -634,6 +697,19 @@ fn apply_identity(status: c_int, p: &ProcPlan) {
             0,
             0,
         );
+        for i in 0..64u32 {
+            if p.ambient & (1u64 << i) != 0
+                && libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as c_ulong,
+                    i as c_ulong,
+                    0,
+                    0,
+                ) < 0
+            {
+                fail(status, Stage::Capset, i + 1, errno());
+            }
+        }
         if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
             fail(status, Stage::NoNewPrivs, 0, errno());
         }
@@ -660,7 +736,17 @@ struct CapData {
 fn exec(status: c_int, p: &ProcPlan) -> ! {
     // SAFETY: umask is a plain syscall.
     unsafe {
-        libc::umask(0o022);
+        libc::umask(p.umask);
+    }
+    for (i, (resource, soft, hard)) in p.rlimits.iter().enumerate() {
+        let lim = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
+        // SAFETY: setrlimit with a stack struct; the resource number was checked by the parent.
+        if unsafe { libc::setrlimit(*resource as _, &lim) } < 0 {
+            fail(status, Stage::Rlimit, i as u32, errno());
+        }
     }
     let mut search = ExecSearch::default();
     for c in &p.candidates {
@@ -674,6 +760,7 @@ fn exec(status: c_int, p: &ProcPlan) -> ! {
         }
     }
     let (msg, code) = search.report();
+    report_stderr("executing the command", msg.errno);
     send(status, msg);
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }
@@ -741,12 +828,30 @@ fn exec_init(status: c_int, init: &InitPlan, p: &ProcPlan) -> ! {
     fail(status, Stage::InitExec, 0, errno())
 }
 
+/// Writes `data` into the existing file `path` (one `write`).
+fn write_file(path: &CStr, data: &[u8]) -> Result<(), i32> {
+    // SAFETY: open of a NUL-terminated path.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: write from a slice we borrow, to a descriptor we own.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    let e = errno();
+    close(fd);
+    if n < 0 {
+        Err(e)
+    } else {
+        Ok(())
+    }
+}
+
 /// The container's first process. Never returns.
 pub(crate) fn container_main(a: &ChildArgs<'_>) -> ! {
     close(a.go_w);
     let st = a.status_w;
     non_dumpable(st);
-    cloexec_all(a.fd_limit);
+    cloexec_all(a.first_cloexec, a.fd_limit);
     // SAFETY: umask is a plain syscall; setup creates nodes with exact modes.
     unsafe {
         libc::umask(0);
@@ -765,9 +870,16 @@ pub(crate) fn container_main(a: &ChildArgs<'_>) -> ! {
             fail(st, Stage::Loopback, 0, e);
         }
     }
-    // SAFETY: hostname in our own UTS namespace.
-    if unsafe { libc::sethostname(a.hostname.as_ptr(), a.hostname.to_bytes().len()) } < 0 {
+    // SAFETY: hostname in our own UTS namespace (an empty one keeps the inherited name).
+    if !a.hostname.is_empty()
+        && unsafe { libc::sethostname(a.hostname.as_ptr(), a.hostname.to_bytes().len()) } < 0
+    {
         fail(st, Stage::Hostname, 0, errno());
+    }
+    for (i, (path, value)) in a.sysctls.iter().enumerate() {
+        if let Err(e) = write_file(path, value.to_bytes()) {
+            fail(st, Stage::Sysctl, i as u32, e);
+        }
     }
     // Nothing we mount from here on propagates back to the host.
     if let Err(e) = mount(
@@ -876,7 +988,7 @@ pub(crate) fn container_main(a: &ChildArgs<'_>) -> ! {
 pub(crate) fn exec_main(a: &ExecArgs<'_>) -> ! {
     let st = a.status_w;
     non_dumpable(st);
-    cloexec_all(a.fd_limit);
+    cloexec_all(3, a.fd_limit);
     for (i, fd) in a.cgroup_procs.iter().enumerate() {
         // SAFETY: write of a literal to a cgroup.procs descriptor ("0" = this process).
         if unsafe { libc::write(*fd, c"0".as_ptr().cast(), 1) } < 0 {

@@ -24,6 +24,7 @@ mod child;
 mod error;
 mod init;
 mod oci;
+pub mod oci_in;
 mod plan;
 mod process;
 mod protocol;
@@ -36,7 +37,10 @@ pub use oci::to_oci_config;
 pub use plan::{
     check_proc_mount, is_procfs, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, PROC_MOUNT_TARGETS,
 };
-pub use process::{create, exec, Created, ExitStatus, Started};
+pub use process::{
+    create, create_with, exec, exec_with, start_fifo, CapSets, CreateOptions, Created, ExitStatus,
+    Started,
+};
 pub use spec::{
     ContainerSpec, DeviceCgroupRule, DeviceNode, DeviceType, ExecOptions, MountSpec, NetworkMode,
     ProcessSpec, Stdio,

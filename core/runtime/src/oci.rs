@@ -169,6 +169,15 @@ pub fn to_oci_config(spec: &ContainerSpec) -> Spec {
                 o.extend(data.split(',').filter(|s| !s.is_empty()));
                 mount(destination, "tmpfs", "tmpfs", &o)
             }
+            MountSpec::Other {
+                source,
+                destination,
+                fstype,
+                options,
+            } => {
+                let o: Vec<&str> = options.iter().map(String::as_str).collect();
+                mount(destination, fstype, source, &o)
+            }
         });
     }
     for (host, dest) in &spec.etc_files {
@@ -233,6 +242,7 @@ fn oci_device(d: &crate::DeviceNode) -> LinuxDevice {
     o.set_typ(match d.kind {
         DeviceType::Char => LinuxDeviceType::C,
         DeviceType::Block => LinuxDeviceType::B,
+        DeviceType::Fifo => LinuxDeviceType::P,
     });
     o.set_major(i64::from(d.major));
     o.set_minor(i64::from(d.minor));

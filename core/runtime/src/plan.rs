@@ -300,6 +300,46 @@ pub(crate) fn tmpfs_options(options: &str) -> Result<(libc::c_ulong, String), Ru
     Ok((flags, data.join(",")))
 }
 
+/// mount(8) options of an OCI mount: the flags, and the file system's own options (data).
+pub(crate) fn mount_options(options: &[String]) -> (libc::c_ulong, String) {
+    let mut flags: libc::c_ulong = 0;
+    let mut data: Vec<&str> = Vec::new();
+    for o in options.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        let (set, clear) = match o {
+            "ro" => (libc::MS_RDONLY, 0),
+            "rw" => (0, libc::MS_RDONLY),
+            "nosuid" => (libc::MS_NOSUID, 0),
+            "suid" => (0, libc::MS_NOSUID),
+            "nodev" => (libc::MS_NODEV, 0),
+            "dev" => (0, libc::MS_NODEV),
+            "noexec" => (libc::MS_NOEXEC, 0),
+            "exec" => (0, libc::MS_NOEXEC),
+            "sync" => (libc::MS_SYNCHRONOUS, 0),
+            "async" => (0, libc::MS_SYNCHRONOUS),
+            "dirsync" => (libc::MS_DIRSYNC, 0),
+            "mand" => (libc::MS_MANDLOCK, 0),
+            "nomand" => (0, libc::MS_MANDLOCK),
+            "noatime" => (libc::MS_NOATIME, 0),
+            "atime" => (0, libc::MS_NOATIME),
+            "nodiratime" => (libc::MS_NODIRATIME, 0),
+            "diratime" => (0, libc::MS_NODIRATIME),
+            "relatime" => (libc::MS_RELATIME, 0),
+            "norelatime" => (0, libc::MS_RELATIME),
+            "strictatime" => (libc::MS_STRICTATIME, 0),
+            "nostrictatime" => (0, libc::MS_STRICTATIME),
+            "defaults" => (0, 0),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => (0, 0),
+            _ => {
+                data.push(o);
+                (0, 0)
+            }
+        };
+        flags = (flags | set) & !clear;
+    }
+    (flags, data.join(","))
+}
+
 /// Standard streams as raw descriptors the child dups onto 0, 1, 2 (all ≥ 3 and CLOEXEC).
 #[derive(Debug, Default)]
 pub(crate) struct StdioPlan {
@@ -350,6 +390,16 @@ pub(crate) struct ProcPlan {
     pub tty: bool,
     /// The compiled seccomp filter (built here, installed by the child with one syscall).
     pub seccomp: Option<berth_seccomp::Program>,
+    /// Effective, permitted, inheritable and ambient sets (default: `caps`, `caps`, none,
+    /// none); the OCI config may give each.
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+    /// The umask the command starts with (022 unless the OCI config says otherwise).
+    pub umask: libc::mode_t,
+    /// `(RLIMIT_*, soft, hard)` set right before exec (OCI `process.rlimits`).
+    pub rlimits: Vec<(libc::c_int, u64, u64)>,
 }
 
 fn env_has(env: &[String], key: &str) -> bool {
@@ -453,6 +503,12 @@ impl ProcPlan {
             no_new_privs,
             tty: process.tty,
             seccomp,
+            effective: caps,
+            permitted: caps,
+            inheritable: 0,
+            ambient: 0,
+            umask: 0o022,
+            rlimits: Vec::new(),
         })
     }
 }
@@ -643,6 +699,29 @@ pub(crate) fn rootfs_ops(
                     .outside_proc(),
                 );
             }
+            MountSpec::Other {
+                source,
+                destination,
+                fstype,
+                options,
+            } => {
+                check_proc_mount(destination, fstype == "proc" && destination == "/proc")
+                    .map_err(|why| RuntimeError::InvalidSpec(format!("{fstype} mount: {why}")))?;
+                let (flags, data) = mount_options(options);
+                let data = (!data.is_empty()).then_some(data.as_str());
+                ops.push(
+                    Op::mount(
+                        Some(source.as_str()),
+                        destination,
+                        Some(fstype.as_str()),
+                        flags,
+                        data,
+                        Create::Dir,
+                        false,
+                    )?
+                    .outside_proc(),
+                );
+            }
         }
     }
     for (host, dest) in &spec.etc_files {
@@ -729,6 +808,7 @@ fn device_ops(d: &crate::DeviceNode) -> Result<Vec<Op>, RuntimeError> {
     let kind = match d.kind {
         crate::DeviceType::Char => libc::S_IFCHR,
         crate::DeviceType::Block => libc::S_IFBLK,
+        crate::DeviceType::Fifo => libc::S_IFIFO,
     };
     ops.push(Op::Mknod {
         dir,

@@ -8,6 +8,7 @@ use std::{
     sync::Mutex,
 };
 
+use libc::c_int;
 use nix::errno::Errno;
 
 use crate::{
@@ -259,12 +260,85 @@ pub struct Started {
     status: Mutex<Option<ExitStatus>>,
 }
 
+/// What an OCI runtime needs beyond a [`ContainerSpec`] (see [`crate::oci_in`]); the
+/// default is what [`create`] does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// A FIFO (made by the caller, `mkfifo`) that replaces the go pipe: the process waits
+    /// for one byte written into it, by [`Created::start`] or by any other process
+    /// ([`start_fifo`]), and keeps waiting after the creating process is gone
+    /// ([`Created::detach`]), like runc's `exec.fifo`.
+    pub go_fifo: Option<PathBuf>,
+    /// Namespaced sysctls (`net.ipv4.ip_forward` style keys, checked by [`crate::oci_in`]).
+    pub sysctls: Vec<(String, String)>,
+    /// `(RLIMIT_*, soft, hard)` set right before exec; raising a hard limit needs
+    /// CAP_SYS_RESOURCE and fails at start otherwise.
+    pub rlimits: Vec<(i32, u64, u64)>,
+    /// The command's umask (default 022).
+    pub umask: Option<u32>,
+    /// Supplementary groups exactly as given (OCI `additionalGids`), instead of the
+    /// user's groups from the container's `/etc/group`.
+    pub additional_gids: Option<Vec<u32>>,
+    /// The OCI capability sets other than the bounding one (the bounding set is the
+    /// spec's `cap_add`/`cap_drop`); `None` = effective and permitted equal the bounding
+    /// set, no inheritable or ambient capabilities.
+    pub cap_sets: Option<CapSets>,
+    /// Descriptors 3 .. 3+N of the caller stay open in the container (runc's
+    /// `--preserve-fds`); every other inherited descriptor is closed on exec.
+    pub preserve_fds: u32,
+}
+
+/// Capability names of the effective, permitted, inheritable and ambient sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
+/// Applies the extras that both `create_with` and `exec_with` take.
+fn apply_extras(proc: &mut ProcPlan, extra: &CreateOptions) -> Result<(), RuntimeError> {
+    if let Some(m) = extra.umask {
+        proc.umask = m as libc::mode_t;
+    }
+    if let Some(g) = &extra.additional_gids {
+        proc.groups = g.clone();
+    }
+    proc.rlimits = extra.rlimits.clone();
+    if let Some(cs) = &extra.cap_sets {
+        proc.effective = caps::names_mask(&cs.effective)?;
+        proc.permitted = caps::names_mask(&cs.permitted)?;
+        proc.inheritable = caps::names_mask(&cs.inheritable)?;
+        proc.ambient = caps::names_mask(&cs.ambient)?;
+    }
+    Ok(())
+}
+
+/// The `/proc/sys` path of a sysctl key, if the key is well-formed.
+pub(crate) fn sysctl_path(key: &str) -> Option<String> {
+    let ok = !key.is_empty()
+        && key
+            .split(['.', '/'])
+            .all(|c| !c.is_empty() && c != ".." && c.bytes().all(|b| b.is_ascii_graphic()));
+    ok.then(|| format!("/proc/sys/{}", key.replace('.', "/")))
+}
+
 /// Creates the container process (see the crate docs for the sequence).
+pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeError> {
+    create_with(spec, stdio, &CreateOptions::default())
+}
+
+/// [`create`] with the OCI runtime's extra settings.
 ///
 /// Safe to call from a multi-threaded process: the child only issues system calls on data
 /// prepared here (see `child.rs`). Needs root (CAP_SYS_ADMIN and friends) in the initial
 /// user namespace.
-pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeError> {
+pub fn create_with(
+    spec: &ContainerSpec,
+    stdio: Stdio,
+    opts: &CreateOptions,
+) -> Result<Created, RuntimeError> {
     let span = tracing::debug_span!("create", id = %spec.id);
     let _g = span.enter();
     let rootfs = plan::rootfs_path(&spec.rootfs)?;
@@ -272,15 +346,28 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
     let who = user::resolve_at(&root, &rootfs, &spec.process.user)?;
     drop(root);
     let caps = caps::capability_mask(spec.privileged, &spec.cap_add, &spec.cap_drop)?;
-    let proc = ProcPlan::new(
+    let mut proc = ProcPlan::new(
         &spec.process,
         &who,
-        Some(&spec.hostname),
+        Some(spec.hostname.as_str()).filter(|h| !h.is_empty()),
         caps,
         spec.no_new_privileges,
         spec.seccomp.as_ref(),
         &format!("container {}", spec.id),
     )?;
+    apply_extras(&mut proc, opts)?;
+    let mut sysctls = Vec::with_capacity(opts.sysctls.len());
+    for (k, v) in &opts.sysctls {
+        let path = sysctl_path(k)
+            .ok_or_else(|| RuntimeError::InvalidSpec(format!("malformed sysctl key {k:?}")))?;
+        sysctls.push((
+            CString::new(path)
+                .map_err(|_| RuntimeError::InvalidSpec(format!("sysctl {k:?} has a NUL byte")))?,
+            CString::new(v.as_str()).map_err(|_| {
+                RuntimeError::InvalidSpec(format!("value of sysctl {k:?} has a NUL byte"))
+            })?,
+        ));
+    }
     if spec.hostname.len() > 64 {
         return Err(RuntimeError::InvalidSpec(format!(
             "hostname {:?} is longer than 64 bytes",
@@ -304,7 +391,18 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
     let ops = plan::rootfs_ops(spec, sys, console.as_deref())?;
     let rootfs_c = plan::path_cstring(&rootfs)?;
     let (status_r, status_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
+    if opts.go_fifo.is_some() {
+        child::REPORT_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let (go_r, go_w) = match &opts.go_fifo {
+        // Read-write: opening does not wait for a writer, and the child's own write end
+        // means the creator's exit is no EOF.
+        Some(fifo) => {
+            let r = open_fd(fifo, libc::O_RDWR)?;
+            (r, open_fd(fifo, libc::O_WRONLY | libc::O_NONBLOCK)?)
+        }
+        None => pipe()?,
+    };
     let init = if spec.init {
         Some(InitPlan::new(status_w.as_raw_fd(), proc.tty, &proc.argv)?)
     } else {
@@ -324,6 +422,8 @@ pub fn create(spec: &ContainerSpec, stdio: Stdio) -> Result<Created, RuntimeErro
         stdio: &stdio_plan,
         proc: &proc,
         fd_limit: fd_limit(),
+        sysctls: &sysctls,
+        first_cloexec: 3 + opts.preserve_fds as c_int,
     };
     let pid = raw_clone(flags)?;
     if pid == 0 {
@@ -422,11 +522,38 @@ impl Created {
         }
     }
 
+    /// Leaves the process waiting at its sync point and forgets it (not killed on drop):
+    /// with [`CreateOptions::go_fifo`] another process starts it later ([`start_fifo`]).
+    /// Returns its pid; whoever reaps orphans (a subreaper, or init) reaps it.
+    pub fn detach(mut self) -> i32 {
+        self.done = true;
+        self.pid
+    }
+
     /// Kills and reaps the process.
     pub fn abort(mut self) {
         self.done = true;
         kill_and_reap(self.pid);
     }
+}
+
+/// Starts a process created with [`CreateOptions::go_fifo`] = `fifo` by another process:
+/// writes the go byte. Fails with [`RuntimeError::ChildDied`] when nobody waits on the
+/// FIFO any more (the process died or was started already).
+pub fn start_fifo(fifo: &Path) -> Result<(), RuntimeError> {
+    let fd = match open_fd(fifo, libc::O_WRONLY | libc::O_NONBLOCK) {
+        Ok(fd) => fd,
+        Err(RuntimeError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(RuntimeError::ChildDied {
+                pid: 0,
+                phase: "start (nothing waits on the start FIFO)",
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    nix::unistd::write(&fd, &[1u8])
+        .map(|_| ())
+        .map_err(|e| RuntimeError::sys("signalling the container process to start", e))
 }
 
 impl Drop for Created {
@@ -495,6 +622,24 @@ pub fn exec(
     stdio: Stdio,
     opts: &ExecOptions,
 ) -> Result<Started, RuntimeError> {
+    exec_with(
+        container_pid,
+        process,
+        stdio,
+        opts,
+        &CreateOptions::default(),
+    )
+}
+
+/// [`exec`] with the umask, rlimits and supplementary groups of `extra` (its FIFO and
+/// sysctls do not apply to an exec).
+pub fn exec_with(
+    container_pid: i32,
+    process: &ProcessSpec,
+    stdio: Stdio,
+    opts: &ExecOptions,
+    extra: &CreateOptions,
+) -> Result<Started, RuntimeError> {
     let span = tracing::debug_span!("exec", container_pid);
     let _g = span.enter();
     let proc_dir = PathBuf::from(format!("/proc/{container_pid}"));
@@ -503,7 +648,7 @@ pub fn exec(
     let who = user::resolve_at(&root, &root_path, &process.user)?;
     drop(root);
     let caps = caps::capability_mask(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
-    let proc = ProcPlan::new(
+    let mut proc = ProcPlan::new(
         process,
         &who,
         None,
@@ -512,6 +657,7 @@ pub fn exec(
         opts.seccomp.as_ref(),
         &format!("exec in container process {container_pid}"),
     )?;
+    apply_extras(&mut proc, extra)?;
     let mut ns_fds: Vec<OwnedFd> = Vec::new();
     let mut namespaces: Vec<(RawFd, libc::c_int)> = Vec::new();
     for (name, flag) in EXEC_NAMESPACES {

@@ -45,6 +45,10 @@ pub enum Stage {
     Dumpable,
     ExecFork,
     InitExec,
+    /// OCI `linux.sysctl` (and `domainname`), written before the rootfs is set up.
+    Sysctl,
+    /// OCI `process.rlimits` (lowering only on a host without CAP_SYS_RESOURCE).
+    Rlimit,
 }
 
 pub const STAGES: &[&str] = &[
@@ -71,6 +75,8 @@ pub const STAGES: &[&str] = &[
     "making the process non-dumpable",
     "forking the exec'd process into the container's pid namespace",
     "starting berth-init (--init)",
+    "writing a sysctl",
+    "setting a resource limit",
 ];
 
 /// One record on the status pipe.
@@ -196,7 +202,7 @@ mod tests {
         };
         let r = Msg::from_bytes(&m.to_bytes());
         assert_eq!((r.tag, r.stage, r.index, r.errno), (3, 3, 9, -2));
-        assert_eq!(STAGES.len(), Stage::InitExec as usize + 1);
+        assert_eq!(STAGES.len(), Stage::Rlimit as usize + 1);
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct ContainerSpec {
 pub enum DeviceType {
     Char,
     Block,
+    /// A named pipe (OCI type `p`; major and minor are 0).
+    Fifo,
 }
 
 /// A device node to create in the container (OCI `linux.devices`).
@@ -112,6 +114,16 @@ pub enum MountSpec {
     Tmpfs {
         destination: String,
         options: String,
+    },
+    /// Any other file system (OCI `mounts` entries): `options` are mount(8) style flags
+    /// (`ro`, `nosuid`, `noexec`, `nodev`, `relatime`…); the rest is passed as data.
+    /// Propagation options (`rprivate`, `shared`…) are not applied: every mount of the
+    /// container is a slave of the host's.
+    Other {
+        source: String,
+        destination: String,
+        fstype: String,
+        options: Vec<String>,
     },
 }
 

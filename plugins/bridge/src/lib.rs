@@ -367,7 +367,7 @@ impl Bridge {
                 .ports
                 .iter()
                 .map(|p| PortMapping {
-                    host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default().into(),
+                    host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
                     host_port: p.host_port,
                     container_port: p.container_port,
                     protocol: p.proto.into(),
@@ -723,7 +723,7 @@ impl NetworkBackend for Bridge {
             }
             None => self.pick_subnet(name, &all)?,
         };
-        let gateway = ipam::parse_gateway(&subnet, spec.gateway.as_ref().map(|g| g.as_str()))?;
+        let gateway = ipam::parse_gateway(&subnet, spec.gateway.as_deref())?;
         let bridge = self.bridge_name(name);
         if let Some(o) = all.iter().find(|o| o.bridge == bridge) {
             return Err(PluginError::already_exists(format!(

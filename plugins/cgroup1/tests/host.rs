@@ -109,8 +109,8 @@ fn lifecycle_places_lists_and_destroys_without_leftovers() {
 fn memory_hog_is_oom_killed_and_counted() {
     let e = Env::new();
     let l = Limits {
-        memory: Some(mib(32)).into(),
-        memory_swap: Some(mib(32)).into(),
+        memory: Some(mib(32)),
+        memory_swap: Some(mib(32)),
         ..Default::default()
     };
     e.iso.create("oom", &l).unwrap();
@@ -146,7 +146,7 @@ fn fork_bomb_stops_at_pids_limit() {
         .create(
             "pids",
             &Limits {
-                pids: Some(16).into(),
+                pids: Some(16),
                 ..Default::default()
             },
         )
@@ -180,8 +180,8 @@ fn fork_bomb_stops_at_pids_limit() {
 fn half_a_cpu_is_about_half_a_cpu() {
     let e = Env::new();
     let l = Limits {
-        cpu_quota: Some(50_000).into(),
-        cpu_period: Some(100_000).into(),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
         ..Default::default()
     };
     e.iso.create("cpu", &l).unwrap();
@@ -240,8 +240,8 @@ fn update_changes_live_limits() {
         .create(
             "upd",
             &Limits {
-                memory: Some(mib(64)).into(),
-                pids: Some(10).into(),
+                memory: Some(mib(64)),
+                pids: Some(10),
                 ..Default::default()
             },
         )
@@ -252,8 +252,8 @@ fn update_changes_live_limits() {
         .update(
             "upd",
             &Limits {
-                memory: Some(mib(128)).into(),
-                cpu_shares: Some(512).into(),
+                memory: Some(mib(128)),
+                cpu_shares: Some(512),
                 ..Default::default()
             },
         )
@@ -275,8 +275,8 @@ fn update_changes_live_limits() {
         .update(
             "upd",
             &Limits {
-                memory: Some(mib(256)).into(),
-                memory_swap: Some(mib(512)).into(),
+                memory: Some(mib(256)),
+                memory_swap: Some(mib(512)),
                 ..Default::default()
             },
         )
@@ -291,8 +291,8 @@ fn update_changes_live_limits() {
         .update(
             "upd",
             &Limits {
-                memory: Some(mib(16)).into(),
-                memory_swap: Some(mib(32)).into(),
+                memory: Some(mib(16)),
+                memory_swap: Some(mib(32)),
                 ..Default::default()
             },
         )
@@ -308,7 +308,7 @@ fn update_changes_live_limits() {
         .update(
             "upd",
             &Limits {
-                cpu_shares: Some(1).into(),
+                cpu_shares: Some(1),
                 ..Default::default()
             },
         )
@@ -370,7 +370,7 @@ fn unenforceable_limit_is_unsupported_and_leaves_nothing() {
         .create(
             "u",
             &Limits {
-                pids: Some(5).into(),
+                pids: Some(5),
                 ..Default::default()
             },
         )
@@ -392,7 +392,7 @@ fn unenforceable_limit_is_unsupported_and_leaves_nothing() {
     let r = err.iso.create(
         "sw",
         &Limits {
-            memory_swap: Some(mib(10)).into(),
+            memory_swap: Some(mib(10)),
             ..Default::default()
         },
     );
@@ -405,12 +405,12 @@ fn cpuset_and_io_limits_are_written() {
     let e = Env::new();
     let caps = e.iso.capabilities().unwrap();
     let mut l = Limits {
-        cpuset_cpus: Some("0".into()).into(),
-        memory_reservation: Some(mib(8)).into(),
+        cpuset_cpus: Some("0".into()),
+        memory_reservation: Some(mib(8)),
         ..Default::default()
     };
     if caps.supported.iter().any(|s| s == "blkio-weight") {
-        l.blkio_weight = Some(300).into();
+        l.blkio_weight = Some(300);
     }
     e.iso.create("set", &l).unwrap();
     let cs = e.iso.group_dir("set", "cpuset").unwrap();
@@ -445,8 +445,8 @@ fn char_rule(major: Option<u32>, minor: Option<u32>, access: &str) -> DeviceRule
     DeviceRule {
         allow: true,
         kind: DeviceKind::Char,
-        major: major.into(),
-        minor: minor.into(),
+        major,
+        minor,
         access: a,
     }
 }

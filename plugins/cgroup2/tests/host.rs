@@ -203,15 +203,15 @@ fn unenforceable_limit_is_unsupported_and_leaves_nothing() {
     };
     let l = match missing {
         "pids-limit" => Limits {
-            pids: Some(5).into(),
+            pids: Some(5),
             ..Default::default()
         },
         "memory" => Limits {
-            memory: Some(mib(32)).into(),
+            memory: Some(mib(32)),
             ..Default::default()
         },
         _ => Limits {
-            cpu_quota: Some(50_000).into(),
+            cpu_quota: Some(50_000),
             ..Default::default()
         },
     };
@@ -233,8 +233,8 @@ fn vm_memory_hog_is_oom_killed_and_counted() {
     assert_vm();
     let e = Env::new();
     let l = Limits {
-        memory: Some(mib(32)).into(),
-        memory_swap: Some(mib(32)).into(),
+        memory: Some(mib(32)),
+        memory_swap: Some(mib(32)),
         ..Default::default()
     };
     e.iso.create("oom", &l).unwrap();
@@ -272,7 +272,7 @@ fn vm_fork_bomb_stops_at_pids_limit() {
         .create(
             "pids",
             &Limits {
-                pids: Some(16).into(),
+                pids: Some(16),
                 ..Default::default()
             },
         )
@@ -302,9 +302,9 @@ fn vm_half_a_cpu_is_about_half_a_cpu() {
     assert_vm();
     let e = Env::new();
     let l = Limits {
-        cpu_quota: Some(50_000).into(),
-        cpu_period: Some(100_000).into(),
-        cpu_shares: Some(1024).into(),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
+        cpu_shares: Some(1024),
         ..Default::default()
     };
     e.iso.create("cpu", &l).unwrap();
@@ -342,8 +342,8 @@ fn vm_update_and_stats_follow_the_live_group() {
         .create(
             "upd",
             &Limits {
-                memory: Some(mib(64)).into(),
-                pids: Some(10).into(),
+                memory: Some(mib(64)),
+                pids: Some(10),
                 ..Default::default()
             },
         )
@@ -357,10 +357,10 @@ fn vm_update_and_stats_follow_the_live_group() {
     assert!(st.cpu_usage_ns.unwrap() > 0, "{st:?}");
     assert!(st.pids_current.unwrap() >= 1, "{st:?}");
     let l = Limits {
-        memory: Some(mib(128)).into(),
-        memory_swap: Some(mib(192)).into(),
-        memory_reservation: Some(mib(16)).into(),
-        cpu_quota: Some(20_000).into(),
+        memory: Some(mib(128)),
+        memory_swap: Some(mib(192)),
+        memory_reservation: Some(mib(16)),
+        cpu_quota: Some(20_000),
         ..Default::default()
     };
     e.iso.update("upd", &l).unwrap();
@@ -376,7 +376,7 @@ fn vm_update_and_stats_follow_the_live_group() {
         .update(
             "upd",
             &Limits {
-                memory_swap: Some(mib(160)).into(),
+                memory_swap: Some(mib(160)),
                 ..Default::default()
             },
         )
@@ -405,8 +405,8 @@ fn device_program_denies_unlisted_nodes_and_is_replaced() {
     let null_rule = DeviceRule {
         allow: true,
         kind: DeviceKind::Char,
-        major: Some(1).into(),
-        minor: Some(3).into(),
+        major: Some(1),
+        minor: Some(3),
         access: DeviceRule::ALL_ACCESS,
     };
     e.iso

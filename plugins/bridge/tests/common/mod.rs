@@ -113,7 +113,7 @@ impl Env {
         let ctx = PluginContext {
             state_dir: dir.path().to_str().unwrap().into(),
             run_dir: dir.path().to_str().unwrap().into(),
-            config_json: config(&table, &default_bridge, default_subnet).into(),
+            config_json: config(&table, &default_bridge, default_subnet),
             root_dir: dir.path().to_str().unwrap().into(),
         };
         let b = Bridge::new(&ctx).unwrap();
@@ -164,12 +164,12 @@ pub fn attach_req(cid: &str, ns: &Netns, network: &str, ports: Vec<PortMapping>)
     AttachRequest {
         container_id: cid.into(),
         container_name: cid.into(),
-        netns_path: ns.path().into(),
+        netns_path: ns.path(),
         network: network.into(),
         ifname: "eth0".into(),
         static_ip: None,
         aliases: Vec::new(),
-        ports: ports.into(),
+        ports,
     }
 }
 

@@ -50,9 +50,7 @@ pub fn apply(dir: &Path, l: &Limits) -> CgResult<()> {
 pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
     s.memory_current = fsutil::read_u64_opt(&dir.join("memory.usage_in_bytes"))?;
     s.memory_peak = fsutil::read_u64_opt(&dir.join("memory.max_usage_in_bytes"))?;
-    s.memory_limit = fsutil::read_u64_opt(&dir.join(LIMIT))?
-        .filter(|v| !v1_unlimited(*v))
-        .into();
+    s.memory_limit = fsutil::read_u64_opt(&dir.join(LIMIT))?.filter(|v| !v1_unlimited(*v));
     if let Some(oc) = fsutil::read_opt(&dir.join("memory.oom_control"))? {
         s.oom_kills = fsutil::flat_key(&oc, "oom_kill").unwrap_or(0);
     }

@@ -45,9 +45,7 @@ pub fn thaw(dir: &Path) -> CgResult<()> {
 
 pub fn stats(dir: &Path, s: &mut ResourceStats) -> CgResult<()> {
     if let Some(c) = fsutil::read_opt(&dir.join("cpu.stat"))? {
-        s.cpu_usage_ns = fsutil::flat_key(&c, "usage_usec")
-            .map(|u| u.saturating_mul(1000))
-            .into();
+        s.cpu_usage_ns = fsutil::flat_key(&c, "usage_usec").map(|u| u.saturating_mul(1000));
     }
     s.frozen = is_frozen(dir)?;
     Ok(())
