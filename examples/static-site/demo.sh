@@ -52,6 +52,6 @@ step "logs" "$berth" logs site
 step "stats" "$berth" stats --no-stream site
 step "stop" "$berth" stop site
 step "remove" "$berth" rm site
-step "remove unused networks (the default one is recreated on demand)" "$berth" network prune
+step "remove unused networks (never the default one)" "$berth" network prune
 trap - EXIT
 printf '\ndone: nothing is left running.\n'
